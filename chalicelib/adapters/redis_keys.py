@@ -1,0 +1,36 @@
+"""Every Redis key the system uses (compatible with the original system's keys)."""
+
+from __future__ import annotations
+
+WAITLIST_SEQUENCE = "waitlist:sequence"
+
+
+def class_waitlist(class_id: int) -> str:
+    return f"class:{class_id}:waitlist"
+
+
+def student_waitlists(student_id: int) -> str:
+    return f"student:{student_id}:waitlists"
+
+
+def subscriptions(student_id: int) -> str:
+    return f"subscriptions:{student_id}"
+
+
+def class_subscribers(class_id: int) -> str:
+    return f"class:{class_id}:subscribers"
+
+
+def delivery(event_id: str, channel: str) -> str:
+    return f"delivery:{event_id}:{channel}"
+
+
+# Patterns the bootstrap clears when it resets the sample data.
+OWNED_PATTERNS = (
+    "class:*:waitlist",
+    "class:*:subscribers",
+    "student:*:waitlists",
+    "subscriptions:*",
+    "delivery:*",
+    WAITLIST_SEQUENCE,
+)

@@ -1,0 +1,179 @@
+"""What every route shares: the one error shape, id and body parsing, identity, responses."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.config import get_settings
+from chalicelib.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
+from chalicelib.domain.model import Identity, Role
+
+log = logging.getLogger("titan.api")
+
+M = TypeVar("M", bound=BaseModel)
+
+JSON = "application/json"
+_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+class ApiError(Exception):
+    """A request the API cannot accept, before any business rule is asked."""
+
+    def __init__(self, status: int, code: str, message: str, details: list | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+_STATUS = {NotFound: 404, Conflict: 409, Forbidden: 403, Unauthorized: 401, InvalidInput: 422}
+
+
+def error_body(code: str, message: str, details: list | None = None) -> dict:
+    """The one error shape of the API."""
+    return {"message": message, "code": code, "details": details or []}
+
+
+def error_response(error: Exception) -> Response:
+    if isinstance(error, ApiError):
+        status, details = error.status, error.details
+    elif isinstance(error, DomainError):
+        status = next(s for kind, s in _STATUS.items() if isinstance(error, kind))
+        details = getattr(error, "details", [])
+    else:
+        raise error
+    headers = {"Content-Type": JSON}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="titan"'
+    return Response(body=error_body(error.code, error.message, details), status_code=status, headers=headers)
+
+
+def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
+
+
+@dataclass
+class Call:
+    """One request as the routes see it."""
+
+    request: Request
+    identity: Identity | None
+
+    @property
+    def who(self) -> Identity:
+        if self.identity is None:
+            raise Unauthorized("Authentication required", "unauthorized")
+        return self.identity
+
+    def raw_body(self) -> bytes:
+        raw = self.request.raw_body or b""
+        if len(raw) > get_settings().max_body_bytes:
+            raise ApiError(413, "body_too_large", f"Request body exceeds {get_settings().max_body_bytes} bytes")
+        return raw
+
+    def json(self, required: bool = True) -> dict:
+        raw = self.raw_body()
+        if not raw.strip():
+            if required:
+                raise ApiError(400, "body_required", "A JSON object body is required")
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ApiError(400, "malformed_json", "Request body is not valid JSON") from error
+        if not isinstance(data, dict):
+            raise ApiError(400, "malformed_json", "Request body must be a JSON object")
+        return data
+
+    def body(self, model: type[M], data: dict | None = None) -> M:
+        """Validate a JSON object body (or `data`) against `model`; 422 names the field."""
+        data = self.json() if data is None else data
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            raise validation_error(error) from None
+
+    def query(self) -> dict[str, str]:
+        return dict(self.request.query_params or {})
+
+
+def validation_error(error: ValidationError) -> ApiError:
+    details = [
+        {"field": ".".join(str(part) for part in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
+        for e in error.errors(include_url=False, include_input=False)
+    ]
+    fields = ", ".join(d["field"] for d in details)
+    return ApiError(422, "validation_error", f"Invalid value for: {fields}", details)
+
+
+def parse_id(name: str, value: str) -> int:
+    if not _ID.match(value or ""):
+        raise ApiError(400, "invalid_id", f"Path parameter {name!r} must be a positive integer")
+    return int(value)
+
+
+def identity_from(request: Request) -> Identity | None:
+    context = (request.context or {}).get("authorizer") or {}
+    if not context.get("user_id") or not context.get("role"):
+        return None
+    try:
+        return Identity(int(context["user_id"]), Role(context["role"]), context.get("username", ""))
+    except (ValueError, TypeError):
+        return None
+
+
+def auth_failure(request: Request) -> Unauthorized:
+    context = (request.context or {}).get("authorizer") or {}
+    return Unauthorized(context.get("auth_message") or "Authentication required", context.get("auth_error") or "unauthorized")
+
+
+def route(bp: Blueprint, path: str, methods: list[str], *, public: bool = False) -> Callable:
+    """Register a view: ids parsed, identity required unless `public`, errors in the one shape."""
+    from chalicelib.api.security import jwt_auth
+
+    def decorator(handler: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(handler)
+        def view(**params: str) -> Response:
+            request = bp.current_request
+            try:
+                identity = identity_from(request)
+                if not public and identity is None:
+                    raise auth_failure(request)
+                ids = {name: parse_id(name, value) for name, value in params.items()}
+                return handler(Call(request, identity), **ids)
+            except (ApiError, DomainError) as error:
+                return error_response(error)
+
+        bp.route(path, methods=methods, authorizer=None if public else jwt_auth, content_types=[JSON])(view)
+        return view
+
+    return decorator
+
+
+def error_shape_middleware(event: Any, get_response: Callable) -> Response:
+    """Give errors produced by Chalice itself (405, 415, 500 ...) the one error shape."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"]).removesuffix("Error")).lower()
+        message = "Internal server error" if response.status_code >= 500 else str(body.get("Message", ""))
+        response.body = error_body(code or "error", message)
+        response.headers = {**response.headers, "Content-Type": JSON}
+    return response

@@ -1,0 +1,73 @@
+"""The one configuration object: every setting comes from the environment.
+
+Stage values live in `.chalice/config.json`; endpoints and local secrets come from the
+process environment (`infra/local.env` for `make run`, the test harness for `make test`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    table_prefix: str
+    redis_url: str
+    amqp_url: str
+    jwt_secret: str
+    jwt_secret_parameter: str
+    token_ttl_seconds: int
+    allow_private_webhook_targets: bool
+    max_body_bytes: int
+    waitlist_capacity: int
+    max_waitlists_per_student: int
+
+    @property
+    def classes_table(self) -> str:
+        return f"{self.table_prefix}-classes"
+
+    @property
+    def enrollments_table(self) -> str:
+        return f"{self.table_prefix}-enrollments"
+
+    @property
+    def users_table(self) -> str:
+        return f"{self.table_prefix}-users"
+
+    @property
+    def settings_table(self) -> str:
+        return f"{self.table_prefix}-settings"
+
+    @property
+    def outbox_table(self) -> str:
+        return f"{self.table_prefix}-outbox"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        stage = env.get("STAGE", "local")
+        return cls(
+            stage=stage,
+            table_prefix=env.get("TABLE_PREFIX", f"titan-{stage}"),
+            redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            amqp_url=env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+            jwt_secret=env.get("JWT_SECRET", ""),
+            jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER", ""),
+            token_ttl_seconds=int(env.get("TOKEN_TTL_SECONDS", "3600")),
+            allow_private_webhook_targets=_flag(env.get("ALLOW_PRIVATE_WEBHOOK_TARGETS", "false")),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", str(64 * 1024))),
+            waitlist_capacity=int(env.get("WAITLIST_CAPACITY", "15")),
+            max_waitlists_per_student=int(env.get("MAX_WAITLISTS_PER_STUDENT", "3")),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

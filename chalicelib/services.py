@@ -1,0 +1,57 @@
+"""Composition root: builds the domain services on their adapters, once, on first use.
+
+Importing this module opens no connection and creates no client (Lambda cold start).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from chalicelib.config import get_settings
+from chalicelib.domain.auth import AuthService
+from chalicelib.domain.enrollment import EnrollmentService, Limits
+from chalicelib.domain.registrar import RegistrarService
+
+
+@lru_cache(maxsize=1)
+def enrollment() -> EnrollmentService:
+    from chalicelib.adapters.dynamodb import DynamoCatalog, DynamoUsers
+    from chalicelib.adapters.redis_client import connect
+    from chalicelib.adapters.redis_subscriptions import RedisSubscriptions
+    from chalicelib.adapters.redis_waitlist import RedisWaitlists
+
+    settings = get_settings()
+    redis = connect()
+    return EnrollmentService(
+        catalog=DynamoCatalog(settings),
+        users=DynamoUsers(settings),
+        waitlists=RedisWaitlists(redis),
+        subscriptions=RedisSubscriptions(redis),
+        limits=Limits(settings.waitlist_capacity, settings.max_waitlists_per_student),
+    )
+
+
+@lru_cache(maxsize=1)
+def registrar() -> RegistrarService:
+    return RegistrarService(enrollment())
+
+
+@lru_cache(maxsize=1)
+def auth() -> AuthService:
+    from chalicelib.adapters.passwords import Argon2Hasher
+    from chalicelib.adapters.secrets import jwt_secret
+    from chalicelib.adapters.tokens import JwtCodec
+
+    settings = get_settings()
+    return AuthService(
+        users=enrollment().users,
+        hasher=Argon2Hasher(),
+        tokens=JwtCodec(jwt_secret(settings), settings.token_ttl_seconds),
+    )
+
+
+def reset() -> None:
+    """Forget every built service (tests that change configuration)."""
+    for factory in (enrollment, registrar, auth):
+        factory.cache_clear()
+    get_settings.cache_clear()
