@@ -1,6 +1,6 @@
 """Create the tables and load the sample data; re-running resets to exactly that state.
 
-    python -m infra.bootstrap [--wait SECONDS]
+python -m infra.bootstrap [--wait SECONDS]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def wait_for_dynamodb(seconds: float) -> None:
             return
         except (EndpointConnectionError, ConnectionError):
             if time.monotonic() > deadline:
-                raise SystemExit(f"DynamoDB endpoint not reachable after {seconds:.0f} s")
+                raise SystemExit(f"DynamoDB endpoint not reachable after {seconds:.0f} s") from None
             time.sleep(0.2)
 
 
@@ -116,8 +116,11 @@ def main() -> None:
     if args.wait:
         wait_for_dynamodb(args.wait)
     bootstrap(settings)
-    print(f"bootstrap: stage {settings.stage}, tables {settings.table_prefix}-*, "
-          f"sample data loaded in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(
+        f"bootstrap: stage {settings.stage}, tables {settings.table_prefix}-*, "
+        f"sample data loaded in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -61,9 +61,7 @@ OPEN_SEATS_LEFT = 5
 
 
 def user(user_id: int) -> User:
-    role = (
-        Role.STUDENT if user_id in STUDENTS else Role.INSTRUCTOR if user_id in INSTRUCTORS else Role.REGISTRAR
-    )
+    role = Role.STUDENT if user_id in STUDENTS else Role.INSTRUCTOR if user_id in INSTRUCTORS else Role.REGISTRAR
     return User(
         user_id=user_id,
         username=f"{role.value}{user_id}",

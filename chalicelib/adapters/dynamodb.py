@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -45,7 +46,7 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _failed_conditions(error: ClientError) -> list[bool]:
@@ -147,7 +148,10 @@ class DynamoCatalog:
             s.settings_table: {"Keys": [serialize({"name": FREEZE_KEY})], "ConsistentRead": True},
         }
         if student_id is not None:
-            requests[s.users_table] = {"Keys": [serialize({"pk": user_key(student_id)})], "ConsistentRead": True}
+            requests[s.users_table] = {
+                "Keys": [serialize({"pk": user_key(student_id)})],
+                "ConsistentRead": True,
+            }
             requests[s.enrollments_table] = {
                 "Keys": [serialize({"class_id": class_id, "student_id": student_id})],
                 "ConsistentRead": True,
@@ -255,7 +259,7 @@ class DynamoCatalog:
         except ClientError as error:
             if not _is_cancelled(error):
                 raise
-            failed = _failed_conditions(error) + [False, False]
+            failed = [*_failed_conditions(error), False, False]
             if failed[1]:
                 return WriteOutcome.ALREADY_ENROLLED
             if failed[0]:
@@ -297,7 +301,7 @@ class DynamoCatalog:
         except ClientError as error:
             if not _is_cancelled(error):
                 raise
-            failed = _failed_conditions(error) + [False, False]
+            failed = [*_failed_conditions(error), False, False]
             if failed[0]:
                 return WriteOutcome.NOT_ENROLLED
             if failed[1]:
@@ -333,15 +337,19 @@ class DynamoCatalog:
             sets.append("#n = :name")
             values[":name"] = name
         try:
-            response = self.client.update_item(
-                TableName=self.settings.classes_table,
-                Key=serialize({"class_id": class_id}),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#n": "name"} if name is not None else {},
-                ExpressionAttributeValues=serialize(values),
-                ReturnValues="ALL_NEW",
-            ) if sets else None
+            response = (
+                self.client.update_item(
+                    TableName=self.settings.classes_table,
+                    Key=serialize({"class_id": class_id}),
+                    UpdateExpression="SET " + ", ".join(sets),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#n": "name"} if name is not None else {},
+                    ExpressionAttributeValues=serialize(values),
+                    ReturnValues="ALL_NEW",
+                )
+                if sets
+                else None
+            )
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
@@ -481,7 +489,9 @@ class DynamoUsers:
 
     def credentials(self, username: str) -> tuple[User, str] | None:
         response = self.client.get_item(
-            TableName=self.settings.users_table, Key=serialize({"pk": login_key(username)}), ConsistentRead=True
+            TableName=self.settings.users_table,
+            Key=serialize({"pk": login_key(username)}),
+            ConsistentRead=True,
         )
         item = response.get("Item")
         if not item:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from chalicelib.config import get_settings
 
 
-@lru_cache(maxsize=None)
+@cache
 def connect(url: str | None = None):
     import redis
 

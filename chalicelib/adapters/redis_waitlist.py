@@ -45,7 +45,7 @@ class RedisWaitlists:
         pipe = self.redis.pipeline(transaction=False)
         for class_id in class_ids:
             pipe.zcard(keys.class_waitlist(class_id))
-        return {class_id: int(n) for class_id, n in zip(class_ids, pipe.execute())}
+        return {class_id: int(n) for class_id, n in zip(class_ids, pipe.execute(), strict=False)}
 
     def join(self, class_id: int, student_id: int, capacity: int, per_student: int) -> tuple[JoinOutcome, int]:
         outcome, position = self._join(
@@ -82,7 +82,7 @@ class RedisWaitlists:
             pipe.zrank(keys.class_waitlist(class_id), student_id)
         return [
             WaitlistEntry(class_id, student_id, int(rank) + 1)
-            for class_id, rank in zip(class_ids, pipe.execute())
+            for class_id, rank in zip(class_ids, pipe.execute(), strict=False)
             if rank is not None
         ]
 

@@ -6,8 +6,9 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from chalice import Blueprint, Response
 from chalice.app import Request
@@ -141,7 +142,9 @@ def identity_from(request: Request) -> Identity | None:
 
 def auth_failure(request: Request) -> Unauthorized:
     context = (request.context or {}).get("authorizer") or {}
-    return Unauthorized(context.get("auth_message") or "Authentication required", context.get("auth_error") or "unauthorized")
+    return Unauthorized(
+        context.get("auth_message") or "Authentication required", context.get("auth_error") or "unauthorized"
+    )
 
 
 def route(bp: Blueprint, path: str, methods: list[str], *, public: bool = False) -> Callable:

@@ -31,7 +31,10 @@ def dropped(call: Call, iid: int, cid: int):
 def waitlist(call: Call, iid: int, cid: int):
     entries = services.enrollment().class_waitlist(call.who, iid, cid)
     return respond(
-        {"class_id": cid, "waitlist": [{"student_id": e.student_id, "waitlist_position": e.position} for e in entries]}
+        {
+            "class_id": cid,
+            "waitlist": [{"student_id": e.student_id, "waitlist_position": e.position} for e in entries],
+        }
     )
 
 

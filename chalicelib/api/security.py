@@ -31,5 +31,9 @@ def jwt_auth(auth_request):
     return AuthResponse(
         routes=["*"],
         principal_id=str(identity.user_id),
-        context={"user_id": str(identity.user_id), "role": identity.role.value, "username": identity.username},
+        context={
+            "user_id": str(identity.user_id),
+            "role": identity.role.value,
+            "username": identity.username,
+        },
     )

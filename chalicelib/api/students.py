@@ -13,7 +13,6 @@ bp = Blueprint(__name__)
 
 @route(bp, "/classes", ["GET"])
 def open_classes(call: Call):
-    call.who
     listed = services.enrollment().open_classes()
     return respond({"classes": [views.section(s, length) for s, length in listed]})
 

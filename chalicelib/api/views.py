@@ -31,4 +31,10 @@ def promotions(promoted: list[Promotion]) -> list[dict]:
 
 
 def user(u: User) -> dict:
-    return {"user_id": u.user_id, "username": u.username, "role": u.role.value, "name": u.name, "email": u.email}
+    return {
+        "user_id": u.user_id,
+        "username": u.username,
+        "role": u.role.value,
+        "name": u.name,
+        "email": u.email,
+    }

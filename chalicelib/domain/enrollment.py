@@ -104,9 +104,7 @@ class EnrollmentService:
         access.require_instructor_self(identity, instructor_id)
         return self._drop(identity, class_id, student_id, instructor_id=instructor_id)
 
-    def _drop(
-        self, identity: Identity, class_id: int, student_id: int, instructor_id: int | None
-    ) -> list[Promotion]:
+    def _drop(self, identity: Identity, class_id: int, student_id: int, instructor_id: int | None) -> list[Promotion]:
         section, student, _, frozen = self.catalog.load(class_id, student_id)
         section = _require_class(section, class_id)
         if instructor_id is not None:
@@ -198,9 +196,7 @@ class EnrollmentService:
             if student_id is None:
                 break
             contact = self.subscriptions.contact(student_id, section.class_id, events.PROMOTED)
-            event = events.promoted(
-                student_id, section.class_id, section.name, section.section, contact or Contact()
-            )
+            event = events.promoted(student_id, section.class_id, section.name, section.section, contact or Contact())
             outcome = self.catalog.promote(section.class_id, student_id, event)
             if outcome in (WriteOutcome.CLASS_FULL, WriteOutcome.CLASS_GONE):
                 break

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 PROMOTED = "enrollment.promoted"
 POSITION_CHANGED = "waitlist.position_changed"
@@ -12,7 +12,7 @@ EVENT_TYPES = (PROMOTED, POSITION_CHANGED)
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _new_id() -> str:

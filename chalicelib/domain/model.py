@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     STUDENT = "student"
     INSTRUCTOR = "instructor"
     REGISTRAR = "registrar"
@@ -46,7 +46,7 @@ class ClassSection:
         return max(self.max_enroll - self.enrolled_count, 0)
 
 
-class EnrollmentState(str, enum.Enum):
+class EnrollmentState(enum.StrEnum):
     ENROLLED = "enrolled"
     DROPPED = "dropped"
 
@@ -58,7 +58,7 @@ class Enrollment:
     state: EnrollmentState
 
 
-class WriteOutcome(str, enum.Enum):
+class WriteOutcome(enum.StrEnum):
     """What a conditional enrollment write found."""
 
     DONE = "done"
@@ -68,7 +68,7 @@ class WriteOutcome(str, enum.Enum):
     NOT_ENROLLED = "not_enrolled"
 
 
-class JoinOutcome(str, enum.Enum):
+class JoinOutcome(enum.StrEnum):
     """What an atomic attempt to join a waitlist found."""
 
     JOINED = "joined"

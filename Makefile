@@ -1,0 +1,40 @@
+# Titan Enrollment: `make run` starts the whole local stack, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+ENV := set -a && . infra/local.env && set +a &&
+
+.PHONY: run test bootstrap lint format bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(ENV) $(PY) -m infra.preflight
+	$(ENV) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -e infra/local.env start
+
+test: $(VENV)/.installed
+	$(ENV) $(PY) -m infra.preflight
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m pytest
+
+bootstrap: $(VENV)/.installed
+	$(ENV) $(PY) -m infra.bootstrap
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.operations
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
