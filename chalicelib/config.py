@@ -10,6 +10,12 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+# Seconds before each retry, in the spirit of Standard Webhooks: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+DEFAULT_RETRY_DELAYS = "5,300,1800,7200,18000,36000,36000"
+# `chalice package` needs a literal stream ARN; the deploy template replaces it with the
+# outbox table's real stream (infra/ templates).
+PLACEHOLDER_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/titan-outbox/stream/1970-01-01T00:00:00.000"
+
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -28,6 +34,10 @@ class Settings:
     max_body_bytes: int
     waitlist_capacity: int
     max_waitlists_per_student: int
+    retry_delays: tuple[float, ...]
+    max_attempts: int
+    relay_batch_size: int
+    outbox_stream_arn: str
 
     @property
     def classes_table(self) -> str:
@@ -65,6 +75,10 @@ class Settings:
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(64 * 1024))),
             waitlist_capacity=int(env.get("WAITLIST_CAPACITY", "15")),
             max_waitlists_per_student=int(env.get("MAX_WAITLISTS_PER_STUDENT", "3")),
+            retry_delays=tuple(float(d) for d in env.get("RETRY_DELAYS", DEFAULT_RETRY_DELAYS).split(",") if d.strip()),
+            max_attempts=int(env.get("MAX_ATTEMPTS", "8")),
+            relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "500")),
+            outbox_stream_arn=env.get("OUTBOX_STREAM_ARN", PLACEHOLDER_STREAM_ARN),
         )
 
 

@@ -11,6 +11,7 @@ from chalicelib.config import get_settings
 from chalicelib.domain.auth import AuthService
 from chalicelib.domain.enrollment import EnrollmentService, Limits
 from chalicelib.domain.registrar import RegistrarService
+from chalicelib.domain.subscriptions import SubscriptionService
 
 
 @lru_cache(maxsize=1)
@@ -28,6 +29,19 @@ def enrollment() -> EnrollmentService:
         waitlists=RedisWaitlists(redis),
         subscriptions=RedisSubscriptions(redis),
         limits=Limits(settings.waitlist_capacity, settings.max_waitlists_per_student),
+    )
+
+
+@lru_cache(maxsize=1)
+def subscriptions() -> SubscriptionService:
+    from chalicelib.adapters import webhook_target
+
+    settings = get_settings()
+    service = enrollment()
+    return SubscriptionService(
+        catalog=service.catalog,
+        subscriptions=service.subscriptions,
+        check_webhook=lambda url: webhook_target.check(url, settings.allow_private_webhook_targets),
     )
 
 
@@ -52,6 +66,6 @@ def auth() -> AuthService:
 
 def reset() -> None:
     """Forget every built service (tests that change configuration)."""
-    for factory in (enrollment, registrar, auth):
+    for factory in (enrollment, registrar, auth, subscriptions):
         factory.cache_clear()
     get_settings.cache_clear()

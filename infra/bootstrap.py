@@ -11,7 +11,7 @@ import time
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from chalicelib.adapters import aws, redis_keys, tables
+from chalicelib.adapters import aws, redis_keys, tables, topology
 from chalicelib.adapters.dynamodb import DynamoCatalog, DynamoUsers, class_item, enrollment_item
 from chalicelib.adapters.passwords import Argon2Hasher
 from chalicelib.adapters.redis_client import connect
@@ -100,11 +100,25 @@ def reset_redis() -> None:
             waitlists.join(class_id, student_id, capacity=10**6, per_student=10**6)
 
 
+def reset_broker(settings: Settings) -> None:
+    """Declare the notification topology and empty its queues."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        channel = connection.channel()
+        topology.declare(channel, settings.retry_delays)
+        topology.purge(channel, settings.retry_delays)
+    finally:
+        connection.close()
+
+
 def bootstrap(settings: Settings) -> None:
     recreate_tables(settings)
     load_users(settings)
     load_classes(settings)
     reset_redis()
+    reset_broker(settings)
 
 
 def main() -> None:

@@ -8,13 +8,15 @@ TEST_ENV = {
     "STAGE": "local",
     "TABLE_PREFIX": "titan-test",
     "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-    "AMQP_URL": os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+    "AMQP_URL": os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/titan-test"),
     "JWT_SECRET": "test-only-signing-key-0123456789abcdef-0123456789",
     "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "PYTHONUNBUFFERED": "1",
+    "RETRY_DELAYS": "0.2,0.4",
+    "MAX_ATTEMPTS": "3",
 }
 for _name in (
     "AWS_ENDPOINT_URL",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -23,6 +22,7 @@ from chalicelib.adapters.tables import (
     FREEZE_KEY,
 )
 from chalicelib.config import Settings
+from chalicelib.domain.clock import now_iso
 from chalicelib.domain.events import Event
 from chalicelib.domain.model import (
     ClassSection,
@@ -43,10 +43,6 @@ def serialize(item: dict[str, Any]) -> dict[str, Any]:
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _failed_conditions(error: ClientError) -> list[bool]:
@@ -109,7 +105,7 @@ def login_key(username: str) -> str:
 
 
 def enrollment_item(class_id: int, student_id: int, state: EnrollmentState) -> dict[str, Any]:
-    return {"class_id": class_id, "student_id": student_id, "state": state.value, "updated_at": _now()}
+    return {"class_id": class_id, "student_id": student_id, "state": state.value, "updated_at": now_iso(precise=True)}
 
 
 def outbox_item(event: Event) -> dict[str, Any]:
@@ -120,6 +116,8 @@ def outbox_item(event: Event) -> dict[str, Any]:
         "student_id": event.student_id,
         "class_id": event.class_id,
         "occurred_at": event.occurred_at,
+        # Microsecond order of creation: sorts the relay's queue and the history.
+        "created_at": now_iso(precise=True),
         "body": json.dumps(event.body(), separators=(",", ":")),
         "unpublished": "pending",
     }
@@ -281,7 +279,7 @@ class DynamoCatalog:
                         {
                             ":dropped": EnrollmentState.DROPPED.value,
                             ":enrolled": EnrollmentState.ENROLLED.value,
-                            ":now": _now(),
+                            ":now": now_iso(precise=True),
                         }
                     ),
                 }
@@ -402,7 +400,7 @@ class DynamoCatalog:
     def set_frozen(self, frozen: bool) -> None:
         self.client.put_item(
             TableName=self.settings.settings_table,
-            Item=serialize({"name": FREEZE_KEY, "frozen": frozen, "updated_at": _now()}),
+            Item=serialize({"name": FREEZE_KEY, "frozen": frozen, "updated_at": now_iso(precise=True)}),
         )
 
     def next_id(self, counter: str, floor: int) -> int:

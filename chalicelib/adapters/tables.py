@@ -54,11 +54,11 @@ def definitions(settings: Settings) -> list[dict]:
         },
         {
             "TableName": settings.outbox_table,
-            "AttributeDefinitions": _attrs(event_id="S", student_id="N", occurred_at="S", unpublished="S"),
+            "AttributeDefinitions": _attrs(event_id="S", student_id="N", created_at="S", unpublished="S"),
             "KeySchema": _keys("event_id"),
             "GlobalSecondaryIndexes": [
-                _index(BY_STUDENT_INDEX, "student_id", "occurred_at"),
-                _index(UNPUBLISHED_INDEX, "unpublished", "occurred_at"),
+                _index(BY_STUDENT_INDEX, "student_id", "created_at"),
+                _index(UNPUBLISHED_INDEX, "unpublished", "created_at"),
             ],
             "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
         },

@@ -20,6 +20,7 @@ from chalicelib.domain.errors import (
     DomainError,
     Forbidden,
     InvalidInput,
+    MissingInput,
     NotFound,
     Unauthorized,
 )
@@ -44,7 +45,14 @@ class ApiError(Exception):
         self.details = details or []
 
 
-_STATUS = {NotFound: 404, Conflict: 409, Forbidden: 403, Unauthorized: 401, InvalidInput: 422}
+_STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Unauthorized: 401,
+    InvalidInput: 422,
+    MissingInput: 400,
+}
 
 
 def error_body(code: str, message: str, details: list | None = None) -> dict:
@@ -97,7 +105,8 @@ class Call:
             return {}
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
+            # RecursionError: nesting too deep for the parser is malformed input, not a 500.
             raise ApiError(400, "malformed_json", "Request body is not valid JSON") from error
         if not isinstance(data, dict):
             raise ApiError(400, "malformed_json", "Request body must be a JSON object")

@@ -65,3 +65,9 @@ class UpdateClassRequest(Strict):
 
 class FreezeRequest(Strict):
     frozen: StrictBool
+
+
+class SubscribeRequest(Strict):
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    webhook_url: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    events: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=8)] | None = None

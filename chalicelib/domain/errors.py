@@ -37,3 +37,9 @@ class InvalidInput(DomainError):
     def __init__(self, message: str, code: str | None = None, details: list | None = None) -> None:
         super().__init__(message, code)
         self.details = details or []
+
+
+class MissingInput(DomainError):
+    """Something required was not given at all."""
+
+    code = "missing_input"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+
+from chalicelib.domain.clock import now_iso
 
 PROMOTED = "enrollment.promoted"
 POSITION_CHANGED = "waitlist.position_changed"
 EVENT_TYPES = (PROMOTED, POSITION_CHANGED)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _new_id() -> str:
@@ -38,7 +35,7 @@ class Event:
     contact: Contact = field(default_factory=Contact)
     waitlist_position: int | None = None
     event_id: str = field(default_factory=_new_id)
-    occurred_at: str = field(default_factory=_now)
+    occurred_at: str = field(default_factory=now_iso)
 
     def body(self) -> dict:
         """The message body of the contract (ARCHITECTURE.md, "Notification event")."""

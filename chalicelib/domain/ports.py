@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.domain.events import Contact, Event
 from chalicelib.domain.model import (
@@ -15,6 +15,9 @@ from chalicelib.domain.model import (
     WaitlistEntry,
     WriteOutcome,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.domain.subscriptions import Subscription
 
 
 class Catalog(Protocol):
@@ -86,6 +89,14 @@ class Waitlists(Protocol):
 
 
 class Subscriptions(Protocol):
+    def add(self, subscription: Subscription) -> bool: ...
+
+    def remove(self, student_id: int, class_id: int) -> bool: ...
+
+    def of_student(self, student_id: int) -> list[Subscription]: ...
+
+    def get(self, student_id: int, class_id: int) -> Subscription | None: ...
+
     def contact(self, student_id: int, class_id: int, event_type: str) -> Contact | None: ...
 
     def delete_class(self, class_id: int) -> None: ...

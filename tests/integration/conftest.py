@@ -12,6 +12,7 @@ import pytest
 from chalicelib import services
 from chalicelib.adapters import aws
 from chalicelib.adapters.redis_client import connect
+from tests.support.broker import ensure_vhost
 from tests.support.processes import Process, free_port, python, wait_for_port
 
 
@@ -49,6 +50,7 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> None:
+        ensure_vhost(os.environ["AMQP_URL"])
         self.dynamodb.start()
         wait_for_port(self.dynamodb_port)
         # In-process code (checks, bootstrap) talks to the same moto server.

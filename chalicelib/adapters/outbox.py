@@ -1,0 +1,90 @@
+"""The outbox table: events waiting for the relay, and marking them published."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.adapters import aws
+from chalicelib.adapters.dynamodb import serialize
+from chalicelib.adapters.tables import UNPUBLISHED_INDEX
+from chalicelib.config import Settings
+from chalicelib.domain.clock import now_iso
+
+TRANSACTION_LIMIT = 100
+BATCH_GET_LIMIT = 100
+
+
+class DynamoOutbox:
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def unpublished(self, limit: int) -> list[dict]:
+        """The oldest unpublished events, as raw DynamoDB items (stream NewImage form)."""
+        response = self.client.query(
+            TableName=self.settings.outbox_table,
+            IndexName=UNPUBLISHED_INDEX,
+            KeyConditionExpression="unpublished = :pending",
+            ExpressionAttributeValues=serialize({":pending": "pending"}),
+            ScanIndexForward=True,
+            Limit=limit,
+        )
+        return response.get("Items", [])
+
+    def still_unpublished(self, event_ids: list[str]) -> set[str]:
+        """Which of these events are not yet marked published (a retried batch skips the rest)."""
+        table = self.settings.outbox_table
+        pending: set[str] = set()
+        for start in range(0, len(event_ids), BATCH_GET_LIMIT):
+            request = {
+                table: {
+                    "Keys": [serialize({"event_id": e}) for e in event_ids[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "event_id, unpublished",
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(table, []):
+                    if "unpublished" in item:
+                        pending.add(item["event_id"]["S"])
+                request = response.get("UnprocessedKeys") or {}
+        return pending
+
+    def mark_published(self, event_ids: list[str]) -> None:
+        for start in range(0, len(event_ids), TRANSACTION_LIMIT):
+            chunk = event_ids[start : start + TRANSACTION_LIMIT]
+            try:
+                self.client.transact_write_items(TransactItems=[self._mark(e) for e in chunk])
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                # One event vanished (its row was deleted): mark the others one by one.
+                for event_id in chunk:
+                    self._mark_one(event_id)
+
+    def _mark(self, event_id: str) -> dict:
+        return {
+            "Update": {
+                "TableName": self.settings.outbox_table,
+                "Key": serialize({"event_id": event_id}),
+                "UpdateExpression": "REMOVE unpublished SET published_at = :now",
+                "ConditionExpression": "attribute_exists(event_id)",
+                "ExpressionAttributeValues": serialize({":now": now_iso(precise=True)}),
+            }
+        }
+
+    def _mark_one(self, event_id: str) -> None:
+        try:
+            self.client.update_item(**self._mark(event_id)["Update"])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
