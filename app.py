@@ -1,17 +1,31 @@
 """Titan Enrollment: the Chalice app. It wires blueprints, the authorizer, the
 error-shape middleware and the Lambda handlers; every rule lives in chalicelib."""
 
+import logging
+
 from chalice import Chalice
 
-from chalicelib.api import auth, health, instructors, registrar, security, students, subscriptions, waitlist
+from chalicelib.api import (
+    auth,
+    health,
+    instructors,
+    notifications,
+    registrar,
+    security,
+    students,
+    subscriptions,
+    waitlist,
+)
 from chalicelib.api.http import error_shape_middleware
 from chalicelib.config import get_settings
-from chalicelib.handlers import relay
+from chalicelib.handlers import email, relay, webhook
 
 app = Chalice(app_name="titan-enrollment")
+# Connection chatter of the AMQP client is not worth a log line per request.
+logging.getLogger("pika").setLevel(logging.WARNING)
 app.register_middleware(error_shape_middleware, "http")
 app.register_blueprint(security.bp)
-for module in (auth, health, students, waitlist, instructors, registrar, subscriptions):
+for module in (auth, health, students, waitlist, instructors, registrar, subscriptions, notifications):
     app.register_blueprint(module.bp)
 
 
@@ -20,3 +34,13 @@ for module in (auth, health, students, waitlist, instructors, registrar, subscri
 )
 def relay_outbox(event):
     relay.on_stream(event)
+
+
+@app.lambda_function(name="deliver_email")
+def deliver_email(event, context):
+    email.handle(event)
+
+
+@app.lambda_function(name="deliver_webhook")
+def deliver_webhook(event, context):
+    webhook.handle(event)

@@ -38,6 +38,9 @@ class Settings:
     max_attempts: int
     relay_batch_size: int
     outbox_stream_arn: str
+    smtp_host: str
+    smtp_port: int
+    smtp_from: str
 
     @property
     def classes_table(self) -> str:
@@ -79,6 +82,9 @@ class Settings:
             max_attempts=int(env.get("MAX_ATTEMPTS", "8")),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "500")),
             outbox_stream_arn=env.get("OUTBOX_STREAM_ARN", PLACEHOLDER_STREAM_ARN),
+            smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
+            smtp_port=int(env.get("SMTP_PORT", "8025")),
+            smtp_from=env.get("SMTP_FROM", "Titan Enrollment <notifications@titan-enrollment.example>"),
         )
 
 

@@ -10,6 +10,7 @@ from functools import lru_cache
 from chalicelib.config import get_settings
 from chalicelib.domain.auth import AuthService
 from chalicelib.domain.enrollment import EnrollmentService, Limits
+from chalicelib.domain.notifications import NotificationHistory
 from chalicelib.domain.registrar import RegistrarService
 from chalicelib.domain.subscriptions import SubscriptionService
 
@@ -46,6 +47,13 @@ def subscriptions() -> SubscriptionService:
 
 
 @lru_cache(maxsize=1)
+def notifications() -> NotificationHistory:
+    from chalicelib.adapters.outbox import DeliveryHistory
+
+    return NotificationHistory(DeliveryHistory(get_settings()))
+
+
+@lru_cache(maxsize=1)
 def registrar() -> RegistrarService:
     return RegistrarService(enrollment())
 
@@ -66,6 +74,6 @@ def auth() -> AuthService:
 
 def reset() -> None:
     """Forget every built service (tests that change configuration)."""
-    for factory in (enrollment, registrar, auth, subscriptions):
+    for factory in (enrollment, registrar, auth, subscriptions, notifications):
         factory.cache_clear()
     get_settings.cache_clear()

@@ -85,6 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(levelname)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
     poller = Poller(args.batch_size, args.idle)
     signal.signal(signal.SIGTERM, poller.stop)
     signal.signal(signal.SIGINT, poller.stop)

@@ -7,8 +7,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
-from chalicelib.adapters.dynamodb import serialize
-from chalicelib.adapters.tables import UNPUBLISHED_INDEX
+from chalicelib.adapters.dynamodb import deserialize, serialize
+from chalicelib.adapters.tables import BY_STUDENT_INDEX, UNPUBLISHED_INDEX
 from chalicelib.config import Settings
 from chalicelib.domain.clock import now_iso
 
@@ -88,3 +88,58 @@ class DynamoOutbox:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+class DeliveryHistory:
+    """Per-channel delivery status, kept on each event's outbox item."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def record(self, channel: str, outcomes: list[tuple[str, str, int, str | None]]) -> None:
+        """Store (event id, status, attempts, last error) for each event on `channel`."""
+        updates = [self._update(channel, *outcome) for outcome in outcomes]
+        for start in range(0, len(updates), TRANSACTION_LIMIT):
+            chunk = updates[start : start + TRANSACTION_LIMIT]
+            try:
+                self.client.transact_write_items(TransactItems=[{"Update": u} for u in chunk])
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                for update in chunk:  # an event without an outbox row: record the others
+                    try:
+                        self.client.update_item(**update)
+                    except ClientError as single:
+                        if single.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                            raise
+
+    def _update(self, channel: str, event_id: str, status: str, attempts: int, error: str | None) -> dict:
+        return {
+            "TableName": self.settings.outbox_table,
+            "Key": serialize({"event_id": event_id}),
+            "UpdateExpression": "SET deliveries.#c = :d",
+            "ConditionExpression": "attribute_exists(event_id) AND attribute_exists(deliveries)",
+            "ExpressionAttributeNames": {"#c": channel},
+            "ExpressionAttributeValues": serialize(
+                {":d": {"status": status, "attempts": attempts, "last_error": error, "updated_at": now_iso()}}
+            ),
+        }
+
+    def of_student(self, student_id: int, limit: int = 100) -> list[dict]:
+        """The student's events, newest first."""
+        response = self.client.query(
+            TableName=self.settings.outbox_table,
+            IndexName=BY_STUDENT_INDEX,
+            KeyConditionExpression="student_id = :s",
+            ExpressionAttributeValues=serialize({":s": student_id}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [deserialize(item) for item in response.get("Items", [])]

@@ -19,6 +19,10 @@ class UnsafeTarget(ValueError):
     """The URL is malformed or points somewhere a webhook must not go."""
 
 
+class Unresolvable(UnsafeTarget):
+    """The host does not resolve (now): worth trying again later at delivery."""
+
+
 @dataclass(frozen=True)
 class Target:
     url: str
@@ -52,14 +56,14 @@ def _resolve(host: str, port: int) -> tuple[str, ...]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
-        raise UnsafeTarget(f"host {host!r} does not resolve") from error
+        raise Unresolvable(f"host {host!r} does not resolve") from error
     addresses: list[str] = []
     for info in infos:
         address = str(ipaddress.ip_address(info[4][0].split("%", 1)[0]))
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise UnsafeTarget(f"host {host!r} does not resolve")
+        raise Unresolvable(f"host {host!r} does not resolve")
     return tuple(addresses)
 
 
@@ -83,6 +87,8 @@ def parse(url: str) -> tuple[str, str, int]:
         raise UnsafeTarget("webhook_url has an invalid port") from error
     if not host:
         raise UnsafeTarget("webhook_url has no host")
+    if port == 0:
+        raise UnsafeTarget("webhook_url has an invalid port")
     return scheme, host, port or (443 if scheme == "https" else 80)
 
 

@@ -1,0 +1,104 @@
+"""Webhook POSTs: concurrent, pooled, no redirects, pinned to the checked address.
+
+Each request goes to the address that `webhook_target.check` approved (so a DNS answer
+that changes after the check cannot redirect it), with the original Host header and,
+for https, the original name for SNI and certificate checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from chalicelib.adapters import webhook_target
+from chalicelib.domain.delivery import Outcome, Result, http_result
+
+TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def pinned_url(target: webhook_target.Target) -> str:
+    """The target URL with its host replaced by the checked address."""
+    parts = urlsplit(target.url)
+    address = target.addresses[0]
+    host = f"[{address}]" if ":" in address else address
+    default = 443 if target.scheme == "https" else 80
+    netloc = host if target.port == default else f"{host}:{target.port}"
+    return urlunsplit((target.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+class WebhookClient:
+    def __init__(self, allow_private: bool, max_connections: int = 100) -> None:
+        self.allow_private = allow_private
+        self.max_connections = max_connections
+        self._loop = asyncio.new_event_loop()
+        self._client: Any = None
+
+    def send_batch(self, requests: list[WebhookRequest]) -> list[Result]:
+        if not requests:
+            return []
+        return self._loop.run_until_complete(self._send_all(requests))
+
+    async def _send_all(self, requests: list[WebhookRequest]) -> list[Result]:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(TIMEOUT_SECONDS),
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+                ),
+                trust_env=False,
+            )
+        return list(await asyncio.gather(*(self._send(r) for r in requests)))
+
+    async def _send(self, request: WebhookRequest) -> Result:
+        import httpx
+
+        try:
+            target = webhook_target.check(request.url, self.allow_private)
+        except webhook_target.Unresolvable as error:
+            return Result(Outcome.RETRY, str(error))
+        except webhook_target.UnsafeTarget as error:
+            return Result(Outcome.FAILED, f"refused: {error}")
+        host_header = urlsplit(request.url).netloc.rsplit("@", 1)[-1]
+        headers = {**request.headers, "Host": host_header, "Content-Type": "application/json"}
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        try:
+            response = await self._client.post(
+                pinned_url(target), content=request.body, headers=headers, extensions=extensions
+            )
+        except httpx.TimeoutException:
+            return Result(Outcome.RETRY, "timed out")
+        except httpx.TransportError as error:
+            return Result(Outcome.RETRY, f"connection error: {type(error).__name__}")
+        return http_result(response.status_code, _retry_after(response.headers.get("Retry-After")))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._loop.run_until_complete(self._client.aclose())
+            self._client = None

@@ -1,0 +1,87 @@
+"""Webhook handler: Amazon MQ (aws:rmq) batches from notifications.webhook, POSTed with
+Standard Webhooks signatures, concurrently."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from standardwebhooks.webhooks import Webhook
+
+from chalicelib.adapters.webhook_client import WebhookClient, WebhookRequest
+from chalicelib.config import get_settings
+from chalicelib.domain.delivery import Outcome, Result
+from chalicelib.domain.ports import Subscriptions
+from chalicelib.handlers import wiring
+from chalicelib.handlers.delivery import BatchReport, Deliverer, Job
+
+CHANNEL = "webhook"
+# What a receiver gets: the event without the student's contact details.
+PAYLOAD_FIELDS = (
+    "type",
+    "event_id",
+    "occurred_at",
+    "student_id",
+    "class_id",
+    "class_name",
+    "section",
+    "message",
+    "waitlist_position",
+)
+
+
+def payload(event: dict) -> bytes:
+    return json.dumps({k: event[k] for k in PAYLOAD_FIELDS if k in event}, separators=(",", ":")).encode()
+
+
+def signed_headers(secret: str, event_id: str, body: bytes, now: datetime | None = None) -> dict[str, str]:
+    timestamp = now or datetime.now(UTC)
+    signature = Webhook(secret).sign(event_id, timestamp, body.decode())
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+class WebhookChannel:
+    name = CHANNEL
+
+    def __init__(self, client: WebhookClient, subscriptions: Subscriptions) -> None:
+        self.client = client
+        self.subscriptions = subscriptions
+
+    def wants(self, event: dict) -> bool:
+        return bool(event.get("webhook_url"))
+
+    def send(self, jobs: list[Job]) -> list[Result]:
+        results: list[Result | None] = []
+        requests: list[WebhookRequest] = []
+        for job in jobs:
+            subscription = self.subscriptions.get(int(job.event["student_id"]), int(job.event["class_id"]))
+            if subscription is None or subscription.webhook_url != job.event["webhook_url"] or not subscription.secret:
+                # Unsubscribed, or the webhook was removed (410) since the event was written.
+                results.append(Result(Outcome.SKIPPED))
+                continue
+            body = payload(job.event)
+            requests.append(
+                WebhookRequest(job.event["webhook_url"], body, signed_headers(subscription.secret, job.event_id, body))
+            )
+            results.append(None)
+        sent = iter(self.client.send_batch(requests))
+        return [r if r is not None else next(sent) for r in results]
+
+    def on_gone(self, job: Job) -> None:
+        self.subscriptions.drop_webhook(int(job.event["student_id"]), int(job.event["class_id"]))
+
+
+@lru_cache(maxsize=1)
+def deliverer() -> Deliverer:
+    settings = get_settings()
+    client = WebhookClient(settings.allow_private_webhook_targets)
+    return wiring.deliverer(WebhookChannel(client, wiring.subscriptions()))
+
+
+def handle(event: dict) -> BatchReport:
+    return deliverer().handle(event)
