@@ -7,6 +7,7 @@ from chalice import Chalice
 
 from chalicelib.api import (
     auth,
+    docs,
     health,
     instructors,
     notifications,
@@ -25,7 +26,7 @@ app = Chalice(app_name="titan-enrollment")
 logging.getLogger("pika").setLevel(logging.WARNING)
 app.register_middleware(error_shape_middleware, "http")
 app.register_blueprint(security.bp)
-for module in (auth, health, students, waitlist, instructors, registrar, subscriptions, notifications):
+for module in (auth, health, students, waitlist, instructors, registrar, subscriptions, notifications, docs):
     app.register_blueprint(module.bp)
 
 

@@ -12,22 +12,25 @@ from chalicelib.domain.model import Role
 bp = Blueprint(__name__)
 
 
-@route(bp, "/auth/register", ["POST"], public=True)
+@route(bp, "/auth/register", ["POST"], public=True, body=schemas.RegisterRequest, responses={201: schemas.UserView})
 def register(call: Call):
+    """Create a student account."""
     body = call.body(schemas.RegisterRequest)
     user = services.auth().register(body.username, body.password, body.name, body.email or "")
     return respond(views.user(user), 201)
 
 
-@route(bp, "/auth/login", ["POST"], public=True)
+@route(bp, "/auth/login", ["POST"], public=True, body=schemas.LoginRequest, responses={200: schemas.TokenResponse})
 def login(call: Call):
+    """Exchange a username and password for a bearer token."""
     body = call.body(schemas.LoginRequest)
     token, ttl = services.auth().login(body.username, body.password)
-    return respond({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+    return respond(schemas.TokenResponse(access_token=token, token_type="bearer", expires_in=ttl))
 
 
-@route(bp, "/registrar/users", ["POST"])
+@route(bp, "/registrar/users", ["POST"], body=schemas.CreateUserRequest, responses={201: schemas.UserView})
 def create_user(call: Call):
+    """Create an account of any role (registrar only)."""
     body = call.body(schemas.CreateUserRequest)
     user = services.auth().create_user(
         call.who, body.username, body.password, Role(body.role), body.name, body.email or ""

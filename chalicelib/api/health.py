@@ -5,14 +5,16 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.adapters import probes
+from chalicelib.api import schemas
 from chalicelib.api.http import Call, respond, route
 from chalicelib.config import get_settings
 
 bp = Blueprint(__name__)
 
 
-@route(bp, "/health", ["GET"], public=True)
+@route(bp, "/health", ["GET"], public=True, responses={200: schemas.HealthResponse, 503: schemas.HealthResponse})
 def health(call: Call):
+    """Whether DynamoDB, Redis and RabbitMQ answer."""
     settings = get_settings()
     checks = {
         "dynamodb": probes.dynamodb(settings),

@@ -32,6 +32,8 @@ M = TypeVar("M", bound=BaseModel)
 
 JSON = "application/json"
 _ID = re.compile(r"^[1-9][0-9]{0,17}$")
+# Path parameters that name a student, class or instructor: positive integers.
+ID_PARAMETERS = {"sid": "Student id", "cid": "Class id", "iid": "Instructor id"}
 
 
 class ApiError(Exception):
@@ -56,7 +58,7 @@ _STATUS = {
 
 
 def error_body(code: str, message: str, details: list | None = None) -> dict:
-    """The one error shape of the API."""
+    """The one error shape of the API (schemas.ErrorBody)."""
     return {"message": message, "code": code, "details": details or []}
 
 
@@ -74,8 +76,13 @@ def error_response(error: Exception) -> Response:
     return Response(body=error_body(error.code, error.message, details), status_code=status, headers=headers)
 
 
+def dump(body: Any) -> Any:
+    """A response model as JSON data; optional fields never set are left out."""
+    return body.model_dump(mode="json", exclude_unset=True) if isinstance(body, BaseModel) else body
+
+
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
+    return Response(body=dump(body), status_code=status, headers={"Content-Type": JSON, **(headers or {})})
 
 
 @dataclass
@@ -156,11 +163,47 @@ def auth_failure(request: Request) -> Unauthorized:
     )
 
 
-def route(bp: Blueprint, path: str, methods: list[str], *, public: bool = False) -> Callable:
-    """Register a view: ids parsed, identity required unless `public`, errors in the one shape."""
+@dataclass(frozen=True)
+class RouteDoc:
+    """What the OpenAPI document says of one operation; recorded where the route is declared."""
+
+    path: str
+    method: str
+    handler: str
+    summary: str
+    public: bool
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    responses: dict[int, Any]
+
+
+ROUTE_DOCS: dict[tuple[str, str], RouteDoc] = {}
+
+
+def route(
+    bp: Blueprint,
+    path: str,
+    methods: list[str],
+    *,
+    public: bool = False,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    responses: dict[int, Any],
+) -> Callable:
+    """Register a view: ids parsed, identity required unless `public`, errors in the one
+    shape, and its request and response models recorded for the OpenAPI document.
+
+    `responses` maps each success status to its model (or to a description, for
+    bodies that are not JSON)."""
     from chalicelib.api.security import jwt_auth
 
     def decorator(handler: Callable[..., Response]) -> Callable[..., Response]:
+        summary = (handler.__doc__ or handler.__name__.replace("_", " ")).strip().splitlines()[0]
+        for method in methods:
+            ROUTE_DOCS[(path, method)] = RouteDoc(
+                path, method, handler.__name__, summary, public, body, query, responses
+            )
+
         @functools.wraps(handler)
         def view(**params: str) -> Response:
             request = bp.current_request
@@ -168,8 +211,10 @@ def route(bp: Blueprint, path: str, methods: list[str], *, public: bool = False)
                 identity = identity_from(request)
                 if not public and identity is None:
                     raise auth_failure(request)
-                ids = {name: parse_id(name, value) for name, value in params.items()}
-                return handler(Call(request, identity), **ids)
+                args = {
+                    name: parse_id(name, value) if name in ID_PARAMETERS else value for name, value in params.items()
+                }
+                return handler(Call(request, identity), **args)
             except (ApiError, DomainError) as error:
                 return error_response(error)
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib import services
+from chalicelib.api import schemas
 from chalicelib.api.http import Call, respond, route
 
 bp = Blueprint(__name__)
 
 
-@route(bp, "/students/{sid}/notifications", ["GET"])
+@route(bp, "/students/{sid}/notifications", ["GET"], responses={200: schemas.NotificationHistory})
 def history(call: Call, sid: int):
-    return respond({"student_id": sid, "notifications": services.notifications().history(call.who, sid)})
+    """A student's notifications, newest first, with per-channel delivery status."""
+    shown = services.notifications().history(call.who, sid)
+    return respond(
+        schemas.NotificationHistory(student_id=sid, notifications=[schemas.NotificationView(**n) for n in shown])
+    )

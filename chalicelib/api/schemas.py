@@ -71,3 +71,201 @@ class SubscribeRequest(Strict):
     email: Annotated[str, StringConstraints(max_length=320)] | None = None
     webhook_url: Annotated[str, StringConstraints(max_length=4096)] | None = None
     events: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=8)] | None = None
+
+
+# -- responses --------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    type: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of the API."""
+
+    message: str
+    code: str
+    details: list[ErrorDetail] = []
+
+
+class UserView(BaseModel):
+    user_id: int
+    username: str
+    role: Literal["student", "instructor", "registrar"]
+    name: str
+    email: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+
+
+class ServiceCheck(BaseModel):
+    ok: bool
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    services: dict[str, ServiceCheck]
+
+
+class ClassView(BaseModel):
+    class_id: int
+    department: str
+    course_code: str
+    section: int
+    name: str
+    instructor_id: int
+    max_enroll: int
+    enrolled: int
+    open_seats: int
+
+
+class ClassListing(ClassView):
+    waitlist_length: int
+
+
+class ClassList(BaseModel):
+    classes: list[ClassListing]
+
+
+class StudentClasses(BaseModel):
+    student_id: int
+    classes: list[ClassView]
+
+
+class Enrolled(BaseModel):
+    class_id: int
+    student_id: int
+    status: Literal["enrolled"]
+
+
+class Waitlisted(BaseModel):
+    class_id: int
+    student_id: int
+    status: Literal["waitlisted"]
+    waitlist_position: int
+
+
+class PromotionView(BaseModel):
+    class_id: int
+    student_id: int
+
+
+class Dropped(BaseModel):
+    class_id: int
+    student_id: int
+    status: Literal["dropped"]
+    promoted: list[PromotionView]
+
+
+class Position(BaseModel):
+    class_id: int
+    waitlist_position: int
+
+
+class Waitlists(BaseModel):
+    Waitlists: list[Position]
+
+
+class LeftWaitlist(BaseModel):
+    class_id: int
+    student_id: int
+    status: Literal["left_waitlist"]
+
+
+class StudentRef(BaseModel):
+    student_id: int
+
+
+class ClassStudents(BaseModel):
+    class_id: int
+    students: list[StudentRef]
+
+
+class WaitlistSeat(BaseModel):
+    student_id: int
+    waitlist_position: int
+
+
+class ClassWaitlist(BaseModel):
+    class_id: int
+    waitlist: list[WaitlistSeat]
+
+
+class ClassUpdated(ClassView):
+    promoted: list[PromotionView]
+
+
+class ClassDeleted(BaseModel):
+    class_id: int
+    status: Literal["deleted"]
+
+
+class FreezeResponse(BaseModel):
+    frozen: bool
+    promoted: list[PromotionView]
+
+
+class SubscriptionView(BaseModel):
+    student_id: int
+    class_id: int
+    email: str | None
+    webhook_url: str | None
+    events: list[str]
+    created_at: str
+
+
+class NewSubscription(SubscriptionView):
+    secret: str | None = Field(default=None, description="Webhook signing secret; shown only in this response")
+
+
+class Subscribed(BaseModel):
+    message: Literal["Subscription successful"]
+    subscription: NewSubscription
+
+
+class SubscriptionList(BaseModel):
+    message: Literal["Current subscriptions"]
+    subscriptions: list[SubscriptionView]
+
+
+class Unsubscribed(BaseModel):
+    message: Literal["Unsubscribed"]
+    student_id: int
+    class_id: int
+
+
+class ChannelStatus(BaseModel):
+    status: Literal["pending", "delivered", "retrying", "failed"]
+    attempts: int
+    last_error: str | None
+
+
+class NotificationView(BaseModel):
+    event_id: str
+    type: str
+    class_id: int
+    occurred_at: str
+    message: str | None
+    published: bool
+    channels: dict[str, ChannelStatus]
+
+
+class NotificationHistory(BaseModel):
+    student_id: int
+    notifications: list[NotificationView]
+
+
+class SubscribeQuery(BaseModel):
+    """The original API's query-parameter form of a subscription."""
+
+    email: str | None = None
+    webhook_url: str | None = None
+    events: str | None = Field(default=None, description="Comma-separated event types")

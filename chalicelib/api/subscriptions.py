@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib import services
-from chalicelib.api import schemas
+from chalicelib.api import schemas, views
 from chalicelib.api.http import Call, respond, route
 
 bp = Blueprint(__name__)
@@ -20,20 +20,37 @@ def _request(call: Call) -> schemas.SubscribeRequest:
     return call.body(schemas.SubscribeRequest, data)
 
 
-@route(bp, "/students/{sid}/subscribe/{cid}", ["POST"])
+@route(
+    bp,
+    "/students/{sid}/subscribe/{cid}",
+    ["POST"],
+    body=schemas.SubscribeRequest,
+    query=schemas.SubscribeQuery,
+    responses={201: schemas.Subscribed},
+)
 def subscribe(call: Call, sid: int, cid: int):
+    """Subscribe to be told by email and/or webhook when enrolled from the waitlist."""
     body = _request(call)
-    subscription = services.subscriptions().subscribe(call.who, sid, cid, body.email, body.webhook_url, body.events)
-    return respond({"message": "Subscription successful", "subscription": subscription.shown(with_secret=True)}, 201)
+    created = services.subscriptions().subscribe(call.who, sid, cid, body.email, body.webhook_url, body.events)
+    subscribed = schemas.Subscribed(
+        message="Subscription successful", subscription=views.subscription(created, with_secret=True)
+    )
+    return respond(subscribed, 201)
 
 
-@route(bp, "/students/{sid}/subscriptions", ["GET"])
+@route(bp, "/students/{sid}/subscriptions", ["GET"], responses={200: schemas.SubscriptionList})
 def list_subscriptions(call: Call, sid: int):
+    """A student's subscriptions (secrets are never shown again)."""
     listed = services.subscriptions().list(call.who, sid)
-    return respond({"message": "Current subscriptions", "subscriptions": [s.shown() for s in listed]})
+    return respond(
+        schemas.SubscriptionList(
+            message="Current subscriptions", subscriptions=[views.listed_subscription(s) for s in listed]
+        )
+    )
 
 
-@route(bp, "/students/{sid}/unsubscribe/{cid}", ["DELETE"])
+@route(bp, "/students/{sid}/unsubscribe/{cid}", ["DELETE"], responses={200: schemas.Unsubscribed})
 def unsubscribe(call: Call, sid: int, cid: int):
+    """Stop notifications for a class."""
     services.subscriptions().unsubscribe(call.who, sid, cid)
-    return respond({"message": "Unsubscribed", "student_id": sid, "class_id": cid})
+    return respond(schemas.Unsubscribed(message="Unsubscribed", student_id=sid, class_id=cid))

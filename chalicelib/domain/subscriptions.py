@@ -29,19 +29,6 @@ class Subscription:
     created_at: str
     secret: str | None = field(default=None, repr=False)
 
-    def shown(self, with_secret: bool = False) -> dict:
-        body = {
-            "student_id": self.student_id,
-            "class_id": self.class_id,
-            "email": self.email,
-            "webhook_url": self.webhook_url,
-            "events": list(self.events),
-            "created_at": self.created_at,
-        }
-        if with_secret and self.secret:
-            body["secret"] = self.secret
-        return body
-
 
 def new_secret() -> str:
     """A Standard Webhooks signing secret: whsec_ + base64 of random bytes."""
