@@ -36,10 +36,15 @@ class ConfirmedPublisher:
         if not messages:
             return []
         try:
-            return self._loop.run_until_complete(self._publish(messages))
+            confirmed = self._loop.run_until_complete(self._publish(messages))
         except Exception:
             self._loop.run_until_complete(self._forget())
             raise
+        if len(confirmed) < len(messages):
+            # A connection whose peer vanished still reports itself open and fails every
+            # publish: start afresh on the next batch rather than reuse it forever.
+            self._loop.run_until_complete(self._forget())
+        return confirmed
 
     def close(self) -> None:
         self._loop.run_until_complete(self._forget())

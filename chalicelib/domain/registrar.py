@@ -59,7 +59,9 @@ class RegistrarService:
                 "capacity_below_enrolled",
             )
         promoted: list[Promotion] = []
-        if section.open_seats > 0:
+        # Settled even when the class is full, as long as someone waits: a retried raise
+        # must clear the entry of a student whose promotion was cut short after the enrollment.
+        if max_enroll is not None and self.waitlists.length(class_id) > 0:
             _, _, _, frozen = self.catalog.load(class_id)
             promoted = self.enrollment.settle(section, frozen)
         return section, promoted
@@ -74,10 +76,13 @@ class RegistrarService:
 
     def delete_class(self, identity: Identity, class_id: int) -> None:
         access.require_registrar(identity)
-        if not self.catalog.delete_class(class_id):
-            raise NotFound(f"Class {class_id} not found", "class_not_found")
+        existed = self.catalog.delete_class(class_id)
+        # Cleaned even when the class is already gone: a retry finishes a removal that
+        # stopped between the table and Redis.
         self.waitlists.delete_class(class_id)
         self.subscriptions.delete_class(class_id)
+        if not existed:
+            raise NotFound(f"Class {class_id} not found", "class_not_found")
 
     def set_frozen(self, identity: Identity, frozen: bool) -> list[Promotion]:
         """Freeze or unfreeze automatic enrollment; unfreezing fills open seats class by class."""
@@ -86,8 +91,11 @@ class RegistrarService:
         if frozen:
             return []
         promoted: list[Promotion] = []
-        for section in sorted(self.catalog.list_classes(), key=lambda s: s.class_id):
-            if section.open_seats > 0:
+        sections = sorted(self.catalog.list_classes(), key=lambda s: s.class_id)
+        lengths = self.waitlists.lengths([s.class_id for s in sections])
+        for section in sections:
+            # Full classes with a waitlist too, for the reason given in update_class.
+            if lengths.get(section.class_id, 0) > 0:
                 promoted.extend(self.enrollment.settle(section, frozen=False))
         return promoted
 
