@@ -86,7 +86,13 @@ class EnrollmentService:
             code, message = _JOIN_REFUSALS[joined]
             raise Conflict(message, code)
 
-        if section.open_seats > 0 and not frozen:
+        # Read again: since the first read a seat may have opened (and whoever freed it found
+        # nobody waiting yet), or another request of this student may have enrolled it.
+        section, _, enrollment, frozen = self.catalog.load(class_id, student_id)
+        if enrollment is not None and enrollment.state is EnrollmentState.ENROLLED:
+            self._unlist(class_id, student_id)
+            raise Conflict("Student is already enrolled in this class", "already_enrolled")
+        if section is not None and section.open_seats > 0 and not frozen:
             # Seats left open by an interrupted promotion are filled now, in waitlist order.
             promoted = self.settle(section, frozen)
             if any(p.student_id == student_id for p in promoted):
@@ -105,11 +111,15 @@ class EnrollmentService:
         return self._drop(identity, class_id, student_id, instructor_id=instructor_id)
 
     def _drop(self, identity: Identity, class_id: int, student_id: int, instructor_id: int | None) -> list[Promotion]:
-        section, student, _, frozen = self.catalog.load(class_id, student_id)
+        section, student, enrollment, frozen = self.catalog.load(class_id, student_id)
         section = _require_class(section, class_id)
         if instructor_id is not None:
             _require_teaches(identity, section, instructor_id)
         _require_student(student, student_id)
+        if enrollment is not None and enrollment.state is EnrollmentState.ENROLLED:
+            # An enrolled student can still be listed when a promotion was cut short before
+            # its waitlist removal; unlisted first, a dropped student is never promoted back.
+            self._unlist(class_id, student_id)
         outcome = self.catalog.drop(class_id, student_id)
         # Settle even when the drop finds nothing to do: a retried request completes a
         # promotion that an earlier attempt left half done.
@@ -152,10 +162,16 @@ class EnrollmentService:
 
     def leave_waitlist(self, identity: Identity, student_id: int, class_id: int) -> None:
         access.require_student_self(identity, student_id)
+        if not self._unlist(class_id, student_id):
+            raise NotFound("Student is not on this class's waitlist", "not_waitlisted")
+
+    def _unlist(self, class_id: int, student_id: int) -> bool:
+        """Take the student off the class's waitlist, telling those who move up; False if not listed."""
         moved = self.waitlists.remove(class_id, student_id)
         if moved is None:
-            raise NotFound("Student is not on this class's waitlist", "not_waitlisted")
+            return False
         self._announce_positions(class_id, moved)
+        return True
 
     # -- instructors ----------------------------------------------------------------
 
