@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 ENV := set -a && . infra/local.env && set +a &&
 
-.PHONY: run test bootstrap lint format bench clean
+.PHONY: run test bootstrap lint format bench package clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.operations
+
+# Deploy templates for AWS (CloudFormation/SAM and Terraform) in build/; see docs/deploying.md.
+package: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m infra.package --out build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
