@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 from email.message import EmailMessage
 
 from chalicelib.domain.delivery import Outcome, Result
@@ -14,7 +15,10 @@ class SmtpSender:
         self.port = port
         self.timeout = timeout
 
-    def send_batch(self, messages: list[EmailMessage]) -> list[Result]:
+    def send_batch(
+        self, messages: list[EmailMessage], on_delivered: Callable[[int], None] | None = None
+    ) -> list[Result]:
+        """One result per message; `on_delivered(index)` as soon as a message is accepted."""
         if not messages:
             return []
         try:
@@ -23,8 +27,10 @@ class SmtpSender:
             return [Result(Outcome.RETRY, f"SMTP connection failed: {error}")] * len(messages)
         results: list[Result] = []
         try:
-            for message in messages:
+            for index, message in enumerate(messages):
                 results.append(self._send(smtp, message))
+                if on_delivered is not None and results[-1].outcome is Outcome.DELIVERED:
+                    on_delivered(index)
                 if results[-1].outcome is Outcome.RETRY and not _alive(smtp):
                     # The connection broke: the rest of the batch is retried, not failed.
                     results.extend([Result(Outcome.RETRY, "SMTP connection lost")] * (len(messages) - len(results)))

@@ -8,6 +8,7 @@ for https, the original name for SNI and certificate checks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -57,12 +58,17 @@ class WebhookClient:
         self._loop = asyncio.new_event_loop()
         self._client: Any = None
 
-    def send_batch(self, requests: list[WebhookRequest]) -> list[Result]:
+    def send_batch(
+        self, requests: list[WebhookRequest], on_delivered: Callable[[int], None] | None = None
+    ) -> list[Result]:
+        """One result per request; `on_delivered(index)` as soon as a request succeeds."""
         if not requests:
             return []
-        return self._loop.run_until_complete(self._send_all(requests))
+        return self._loop.run_until_complete(self._send_all(requests, on_delivered))
 
-    async def _send_all(self, requests: list[WebhookRequest]) -> list[Result]:
+    async def _send_all(
+        self, requests: list[WebhookRequest], on_delivered: Callable[[int], None] | None = None
+    ) -> list[Result]:
         import httpx
 
         if self._client is None:
@@ -74,7 +80,15 @@ class WebhookClient:
                 ),
                 trust_env=False,
             )
-        return list(await asyncio.gather(*(self._send(r) for r in requests)))
+        return list(await asyncio.gather(*(self._send_one(i, r, on_delivered) for i, r in enumerate(requests))))
+
+    async def _send_one(
+        self, index: int, request: WebhookRequest, on_delivered: Callable[[int], None] | None
+    ) -> Result:
+        result = await self._send(request)
+        if on_delivered is not None and result.outcome is Outcome.DELIVERED:
+            on_delivered(index)
+        return result
 
     async def _send(self, request: WebhookRequest) -> Result:
         import httpx

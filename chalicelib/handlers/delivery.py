@@ -7,6 +7,7 @@ claims make that harmless)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,7 +33,9 @@ class Channel(Protocol):
 
     def wants(self, event: dict) -> bool: ...
 
-    def send(self, jobs: list[Job]) -> list[Result]: ...
+    def send(self, jobs: list[Job], delivered: Callable[[Job], None]) -> list[Result]:
+        """One result per job, in order; `delivered(job)` the moment a job's send succeeds."""
+        ...
 
     def on_gone(self, job: Job) -> None: ...
 
@@ -71,7 +74,7 @@ class Deliverer:
     def handle(self, event: dict) -> BatchReport:
         report = BatchReport()
         jobs = self._claimable(rmq_event.parse(event), report)
-        results = self.channel.send(jobs) if jobs else []
+        results = self.channel.send(jobs, self._done_early) if jobs else []
         finished: list[str] = []
         for job, result in zip(jobs, results, strict=True):
             if self._settle(job, result, report):
@@ -106,9 +109,19 @@ class Deliverer:
                 claimed.append(job)
         return claimed
 
+    def _done_early(self, job: Job) -> None:
+        """Mark a sent event done at once, not when the whole batch is over: a crash while
+        the rest of the batch is still sending must not send this one again."""
+        try:
+            self.claims.complete([job.event_id], self.channel.name)
+        except Exception:  # the end of the batch marks it again
+            log.warning("could not mark %s delivery of %s done yet", self.channel.name, job.event_id, exc_info=True)
+
     def _job(self, message: InboundMessage) -> Job | None:
         try:
             event = message.json()
+            if not isinstance(event, dict):
+                raise TypeError("the body is not a JSON object")
             event_id = str(message.message_id or event["event_id"])
         except (ValueError, KeyError, TypeError) as error:
             self.requeue.dead_letter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formataddr
 from functools import lru_cache
@@ -43,15 +44,15 @@ class EmailChannel:
     def wants(self, event: dict) -> bool:
         return bool(event.get("email"))
 
-    def send(self, jobs: list[Job]) -> list[Result]:
+    def send(self, jobs: list[Job], delivered: Callable[[Job], None]) -> list[Result]:
         composed: list[EmailMessage | None] = []
         for job in jobs:
             try:
                 composed.append(compose(job.event, self.from_address, job.event_id))
             except (ValueError, TypeError, KeyError):
                 composed.append(None)
-        sendable = [m for m in composed if m is not None]
-        sent = iter(self.sender.send_batch(sendable))
+        sendable = [(j, m) for j, m in zip(jobs, composed, strict=True) if m is not None]
+        sent = iter(self.sender.send_batch([m for _, m in sendable], lambda i: delivered(sendable[i][0])))
         return [next(sent) if m is not None else Result(Outcome.FAILED, "invalid email message") for m in composed]
 
     def on_gone(self, job: Job) -> None:

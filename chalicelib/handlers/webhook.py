@@ -4,6 +4,7 @@ Standard Webhooks signatures, concurrently."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -55,11 +56,17 @@ class WebhookChannel:
     def wants(self, event: dict) -> bool:
         return bool(event.get("webhook_url"))
 
-    def send(self, jobs: list[Job]) -> list[Result]:
+    def send(self, jobs: list[Job], delivered: Callable[[Job], None]) -> list[Result]:
         results: list[Result | None] = []
         requests: list[WebhookRequest] = []
+        requested: list[Job] = []
         for job in jobs:
-            subscription = self.subscriptions.get(int(job.event["student_id"]), int(job.event["class_id"]))
+            try:
+                subscription = self.subscriptions.get(int(job.event["student_id"]), int(job.event["class_id"]))
+            except (KeyError, TypeError, ValueError):
+                # A malformed event fails alone instead of failing (and re-sending) its batch.
+                results.append(Result(Outcome.FAILED, "invalid event: no student or class id"))
+                continue
             if subscription is None or subscription.webhook_url != job.event["webhook_url"] or not subscription.secret:
                 # Unsubscribed, or the webhook was removed (410) since the event was written.
                 results.append(Result(Outcome.SKIPPED))
@@ -68,8 +75,9 @@ class WebhookChannel:
             requests.append(
                 WebhookRequest(job.event["webhook_url"], body, signed_headers(subscription.secret, job.event_id, body))
             )
+            requested.append(job)
             results.append(None)
-        sent = iter(self.client.send_batch(requests))
+        sent = iter(self.client.send_batch(requests, lambda i: delivered(requested[i])))
         return [r if r is not None else next(sent) for r in results]
 
     def on_gone(self, job: Job) -> None:
