@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
@@ -214,11 +213,20 @@ def main() -> None:
         os.environ.pop(name, None)
     os.environ.update(BENCH_ENV, AWS_ENDPOINT_URL_DYNAMODB=endpoint, AWS_ENDPOINT_URL_DYNAMODBSTREAMS=endpoint)
     env = dict(os.environ)
-    chalice = str(Path(sys.executable).with_name("chalice"))
     dynamodb = Process("bench-dynamodb", python("-m", "infra.dynamodb_server", "--port", str(dynamodb_port)), env)
     api = Process(
         "bench-api",
-        [chalice, "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(api_port), "--no-autoreload"],
+        python(
+            "-m",
+            "infra.chalice_local",
+            "--stage",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(api_port),
+            "--no-autoreload",
+        ),
         env,
     )
     try:

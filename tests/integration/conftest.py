@@ -30,9 +30,9 @@ class Stack:
         )
         self.api = Process(
             "api",
-            [
-                "chalice",
-                "local",
+            python(
+                "-m",
+                "infra.chalice_local",
                 "--stage",
                 "local",
                 "--host",
@@ -40,7 +40,7 @@ class Stack:
                 "--port",
                 str(self.api_port),
                 "--no-autoreload",
-            ],
+            ),
             self.env,
         )
         self.tokens: dict[str, str] = {}
