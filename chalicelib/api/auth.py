@@ -12,7 +12,14 @@ from chalicelib.domain.model import Role
 bp = Blueprint(__name__)
 
 
-@route(bp, "/auth/register", ["POST"], public=True, body=schemas.RegisterRequest, responses={201: schemas.UserView})
+@route(
+    bp,
+    "/auth/register",
+    ["POST"],
+    public=True,
+    body=schemas.RegisterRequest,
+    responses={201: schemas.UserView, 409: schemas.ErrorBody},
+)
 def register(call: Call):
     """Create a student account."""
     body = call.body(schemas.RegisterRequest)
@@ -20,7 +27,14 @@ def register(call: Call):
     return respond(views.user(user), 201)
 
 
-@route(bp, "/auth/login", ["POST"], public=True, body=schemas.LoginRequest, responses={200: schemas.TokenResponse})
+@route(
+    bp,
+    "/auth/login",
+    ["POST"],
+    public=True,
+    body=schemas.LoginRequest,
+    responses={200: schemas.TokenResponse, 401: schemas.ErrorBody},
+)
 def login(call: Call):
     """Exchange a username and password for a bearer token."""
     body = call.body(schemas.LoginRequest)

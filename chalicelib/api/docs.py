@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from chalice import Blueprint, Response
 
+from chalicelib.api import schemas
 from chalicelib.api.http import Call, respond, route
 
 bp = Blueprint(__name__)
@@ -70,7 +71,7 @@ def docs(call: Call):
     return Response(body=PAGE, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
-@route(bp, "/docs/{asset}", ["GET"], public=True, responses={200: "A Swagger UI asset"})
+@route(bp, "/docs/{asset}", ["GET"], public=True, responses={200: "A Swagger UI asset", 404: schemas.ErrorBody})
 def asset(call: Call, asset: str):
     """Swagger UI's scripts and styles."""
     if asset not in ASSETS:
