@@ -90,7 +90,6 @@ API_TABLES = (
         (
             "dynamodb:GetItem",
             "dynamodb:BatchGetItem",
-            "dynamodb:Query",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",

@@ -6,12 +6,12 @@ condition expressions make a retry harmless (moto and DynamoDB alike).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
@@ -34,16 +34,23 @@ from chalicelib.domain.model import (
     WriteOutcome,
 )
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+@functools.cache
+def _codec() -> tuple[Any, Any]:
+    # boto3 is imported on first use, not with the app: it is most of a cold start.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
+    serializer = _codec()[0]
+    return {key: serializer.serialize(value) for key, value in item.items() if value is not None}
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+    deserializer = _codec()[1]
+    return {key: deserializer.deserialize(value) for key, value in item.items()}
 
 
 def _failed_conditions(error: ClientError) -> list[bool]:

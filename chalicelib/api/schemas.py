@@ -22,7 +22,13 @@ PositiveId = Annotated[StrictInt, Field(ge=1, le=10**15)]
 Capacity = Annotated[StrictInt, Field(ge=0, le=1000)]
 
 
-class Strict(BaseModel):
+class Model(BaseModel):
+    # Validators and schemas are built on first use, not at import: the delivery and
+    # relay functions import the app too and never validate a request body.
+    model_config = ConfigDict(defer_build=True)
+
+
+class Strict(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
@@ -76,13 +82,13 @@ class SubscribeRequest(Strict):
 # -- responses --------------------------------------------------------------------
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Model):
     field: str
     message: str
     type: str | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     """The one error shape of the API."""
 
     message: str
@@ -90,7 +96,7 @@ class ErrorBody(BaseModel):
     details: list[ErrorDetail] = []
 
 
-class UserView(BaseModel):
+class UserView(Model):
     user_id: int
     username: str
     role: Literal["student", "instructor", "registrar"]
@@ -98,24 +104,24 @@ class UserView(BaseModel):
     email: str
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(Model):
     access_token: str
     token_type: Literal["bearer"]
     expires_in: int
 
 
-class ServiceCheck(BaseModel):
+class ServiceCheck(Model):
     ok: bool
     latency_ms: float | None = None
     error: str | None = None
 
 
-class HealthResponse(BaseModel):
+class HealthResponse(Model):
     status: Literal["ok", "degraded"]
     services: dict[str, ServiceCheck]
 
 
-class ClassView(BaseModel):
+class ClassView(Model):
     class_id: int
     department: str
     course_code: str
@@ -131,70 +137,70 @@ class ClassListing(ClassView):
     waitlist_length: int
 
 
-class ClassList(BaseModel):
+class ClassList(Model):
     classes: list[ClassListing]
 
 
-class StudentClasses(BaseModel):
+class StudentClasses(Model):
     student_id: int
     classes: list[ClassView]
 
 
-class Enrolled(BaseModel):
+class Enrolled(Model):
     class_id: int
     student_id: int
     status: Literal["enrolled"]
 
 
-class Waitlisted(BaseModel):
+class Waitlisted(Model):
     class_id: int
     student_id: int
     status: Literal["waitlisted"]
     waitlist_position: int
 
 
-class PromotionView(BaseModel):
+class PromotionView(Model):
     class_id: int
     student_id: int
 
 
-class Dropped(BaseModel):
+class Dropped(Model):
     class_id: int
     student_id: int
     status: Literal["dropped"]
     promoted: list[PromotionView]
 
 
-class Position(BaseModel):
+class Position(Model):
     class_id: int
     waitlist_position: int
 
 
-class Waitlists(BaseModel):
+class Waitlists(Model):
     Waitlists: list[Position]
 
 
-class LeftWaitlist(BaseModel):
+class LeftWaitlist(Model):
     class_id: int
     student_id: int
     status: Literal["left_waitlist"]
 
 
-class StudentRef(BaseModel):
+class StudentRef(Model):
     student_id: int
 
 
-class ClassStudents(BaseModel):
+class ClassStudents(Model):
     class_id: int
     students: list[StudentRef]
 
 
-class WaitlistSeat(BaseModel):
+class WaitlistSeat(Model):
     student_id: int
     waitlist_position: int
 
 
-class ClassWaitlist(BaseModel):
+class ClassWaitlist(Model):
     class_id: int
     waitlist: list[WaitlistSeat]
 
@@ -203,17 +209,17 @@ class ClassUpdated(ClassView):
     promoted: list[PromotionView]
 
 
-class ClassDeleted(BaseModel):
+class ClassDeleted(Model):
     class_id: int
     status: Literal["deleted"]
 
 
-class FreezeResponse(BaseModel):
+class FreezeResponse(Model):
     frozen: bool
     promoted: list[PromotionView]
 
 
-class SubscriptionView(BaseModel):
+class SubscriptionView(Model):
     student_id: int
     class_id: int
     email: str | None
@@ -226,29 +232,29 @@ class NewSubscription(SubscriptionView):
     secret: str | None = Field(default=None, description="Webhook signing secret; shown only in this response")
 
 
-class Subscribed(BaseModel):
+class Subscribed(Model):
     message: Literal["Subscription successful"]
     subscription: NewSubscription
 
 
-class SubscriptionList(BaseModel):
+class SubscriptionList(Model):
     message: Literal["Current subscriptions"]
     subscriptions: list[SubscriptionView]
 
 
-class Unsubscribed(BaseModel):
+class Unsubscribed(Model):
     message: Literal["Unsubscribed"]
     student_id: int
     class_id: int
 
 
-class ChannelStatus(BaseModel):
+class ChannelStatus(Model):
     status: Literal["pending", "delivered", "retrying", "failed"]
     attempts: int
     last_error: str | None
 
 
-class NotificationView(BaseModel):
+class NotificationView(Model):
     event_id: str
     type: str
     class_id: int
@@ -258,12 +264,12 @@ class NotificationView(BaseModel):
     channels: dict[str, ChannelStatus]
 
 
-class NotificationHistory(BaseModel):
+class NotificationHistory(Model):
     student_id: int
     notifications: list[NotificationView]
 
 
-class SubscribeQuery(BaseModel):
+class SubscribeQuery(Model):
     """The original API's query-parameter form of a subscription."""
 
     email: str | None = None

@@ -7,8 +7,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from email_validator import EmailNotValidError, validate_email
-
 from chalicelib.domain import access, events
 from chalicelib.domain.clock import now_iso
 from chalicelib.domain.errors import Conflict, InvalidInput, MissingInput, NotFound
@@ -99,6 +97,9 @@ class SubscriptionService:
 
 
 def _email(value: str) -> str:
+    # Imported here: compiling its patterns is a noticeable part of the app's import time.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as error:

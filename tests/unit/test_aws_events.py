@@ -1,0 +1,621 @@
+"""The Lambda entry points fed events in the exact shapes AWS delivers, in-process.
+
+- API Gateway REST proxy events (payload 1.0) through `app.app(event, context)`, with the
+  `requestContext.authorizer` that API Gateway adds from the TOKEN authorizer's answer,
+  and the authorizer itself fed a TOKEN authorizer event.
+- DynamoDB stream records (INSERT/MODIFY/REMOVE, NewImage, multi-record batches) through
+  `app.relay_outbox(event, context)`, with a fake broker, and once with records read from
+  moto's stream of a real promotion.
+
+The DynamoDB calls each function makes are recorded and checked against the permissions
+its role gets in the deploy templates (infra/deploy_templates.py).
+(Amazon MQ `aws:rmq` events are covered by the delivery handler tests.)
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+import app as application
+from chalicelib import services
+from chalicelib.adapters.outbox import DeliveryHistory, DynamoOutbox
+from chalicelib.api import security
+from chalicelib.domain.model import Identity
+from chalicelib.domain.notifications import NotificationHistory
+from chalicelib.domain.subscriptions import SubscriptionService
+from chalicelib.handlers import relay
+from chalicelib.handlers.relay import RelayIncomplete
+from infra import deploy_templates
+from tests.unit.conftest import World
+
+ACCOUNT = "123456789012"
+API_ID = "a1b2c3d4e5"
+STAGE = "api"
+STREAM_ARN = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/titan-prod-outbox/stream/2026-12-03T18:00:00.000"
+_STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the context object Lambda passes to a Python handler."""
+
+    function_name: str = "titan-enrollment-prod"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/titan-enrollment-prod"
+    log_stream_name: str = "2026/12/03/[$LATEST]0123456789abcdef0123456789abcdef"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+# -- API Gateway -------------------------------------------------------------------------
+
+
+def rest_event(
+    method: str,
+    resource: str,
+    path_parameters: dict[str, str] | None = None,
+    body: Any = None,
+    authorizer: dict | None = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict:
+    """An API Gateway REST API (v1) Lambda proxy integration event."""
+    path = resource
+    for name, value in (path_parameters or {}).items():
+        path = path.replace(f"{{{name}}}", value)
+    all_headers = {
+        "Accept": "application/json",
+        "CloudFront-Forwarded-Proto": "https",
+        "CloudFront-Viewer-Country": "US",
+        "Host": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
+        "User-Agent": "titan-tests/1.0",
+        "Via": "2.0 0a1b2c3d4e5f6a7b8c9d.cloudfront.net (CloudFront)",
+        "X-Amz-Cf-Id": "k8m2C1Nx3vQ9rT0yZbV8sW7uE6dR5fG4hJ3kL2mN1oP0qR9sT8uV7w==",
+        "X-Amzn-Trace-Id": "Root=1-675f4a00-0123456789abcdef01234567",
+        "X-Forwarded-For": "203.0.113.10, 130.176.0.1",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        **(headers or {}),
+    }
+    raw_body = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+    if raw_body is not None:
+        all_headers.setdefault("Content-Type", "application/json")
+    request_context: dict[str, Any] = {
+        "resourceId": "x1y2z3",
+        "resourcePath": resource,
+        "httpMethod": method,
+        "extendedRequestId": "Q2tVhE1ZoAMFb7g=",
+        "requestTime": "03/Dec/2026:18:00:00 +0000",
+        "path": f"/{STAGE}{path}",
+        "accountId": ACCOUNT,
+        "protocol": "HTTP/1.1",
+        "stage": STAGE,
+        "domainPrefix": API_ID,
+        "requestTimeEpoch": 1796320800000,
+        "requestId": str(uuid.uuid4()),
+        "identity": {
+            "cognitoIdentityPoolId": None,
+            "accountId": None,
+            "cognitoIdentityId": None,
+            "caller": None,
+            "sourceIp": "203.0.113.10",
+            "principalOrgId": None,
+            "accessKey": None,
+            "cognitoAuthenticationType": None,
+            "cognitoAuthenticationProvider": None,
+            "userArn": None,
+            "userAgent": "titan-tests/1.0",
+            "user": None,
+        },
+        "domainName": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
+        "apiId": API_ID,
+    }
+    if authorizer is not None:
+        request_context["authorizer"] = authorizer
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": request_context,
+        "body": raw_body,
+        "isBase64Encoded": False,
+    }
+
+
+def token_event(token: str, method: str, path: str) -> dict:
+    """A TOKEN authorizer event, as API Gateway sends it to the authorizer function."""
+    return {
+        "type": "TOKEN",
+        "authorizationToken": token,
+        "methodArn": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{API_ID}/{STAGE}/{method}{path}",
+    }
+
+
+def authorizer_context(answer: dict) -> dict:
+    """What API Gateway puts in requestContext.authorizer from the authorizer's answer."""
+    return {**answer.get("context", {}), "principalId": answer["principalId"], "integrationLatency": 7}
+
+
+def context_of(identity: Identity) -> dict:
+    return authorizer_context(
+        {
+            "principalId": str(identity.user_id),
+            "context": {"user_id": str(identity.user_id), "role": identity.role.value, "username": identity.username},
+        }
+    )
+
+
+def call(event: dict) -> tuple[int, Any, dict]:
+    response = application.app(event, LambdaContext())
+    assert set(response) >= {"statusCode", "headers", "body"}
+    body = response["body"]
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return response["statusCode"], json.loads(body) if body else None, response["headers"]
+
+
+# -- recording DynamoDB calls against the deploy templates' permissions --------------------
+
+
+class CallRecorder:
+    """(action, table, index) of each DynamoDB request made through a client."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.calls: set[tuple[str, str, str | None]] = set()
+
+    def short(self, table: str) -> str:
+        return table.removeprefix(f"{self.prefix}-")
+
+    def __call__(self, model: Any, params: dict, **_: Any) -> None:
+        operation = model.name
+        if operation == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                (kind, spec), *_ = item.items()
+                action = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}.get(
+                    kind, "ConditionCheckItem"
+                )
+                self.calls.add((f"dynamodb:{action}", self.short(spec["TableName"]), None))
+        elif operation in ("BatchGetItem", "BatchWriteItem"):
+            for table in params["RequestItems"]:
+                self.calls.add((f"dynamodb:{operation}", self.short(table), None))
+        else:
+            self.calls.add((f"dynamodb:{operation}", self.short(params["TableName"]), params.get("IndexName")))
+
+
+@pytest.fixture
+def recorder(world: World) -> Iterator[CallRecorder]:
+    recording = CallRecorder(world.settings.table_prefix)
+    events = world.client.meta.events
+    events.register("before-parameter-build.dynamodb.*", recording, unique_id="titan-iam-recorder")
+    yield recording
+    events.unregister("before-parameter-build.dynamodb.*", unique_id="titan-iam-recorder")
+
+
+def assert_allowed(function_name: str, calls: set[tuple[str, str, str | None]]) -> None:
+    function = next(f for f in deploy_templates.FUNCTIONS if f.name == function_name)
+    allowed = set()
+    for access in function.tables:
+        allowed |= {(action, access.table, None) for action in access.actions}
+        allowed |= {(action, access.table, index) for action in access.index_actions for index in access.indexes}
+    assert calls, "nothing recorded"
+    assert calls <= allowed, f"{function_name} needs permissions its role lacks: {sorted(calls - allowed)}"
+
+
+# -- the API --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The app's services replaced by the world's (moto DynamoDB, fakeredis)."""
+    subscriptions = SubscriptionService(world.catalog, world.subscriptions, check_webhook=lambda url: None)
+    monkeypatch.setattr(services, "enrollment", lambda: world.enrollment)
+    monkeypatch.setattr(services, "registrar", lambda: world.registrar_service)
+    monkeypatch.setattr(services, "auth", lambda: world.auth)
+    monkeypatch.setattr(services, "subscriptions", lambda: subscriptions)
+    monkeypatch.setattr(
+        services, "notifications", lambda: NotificationHistory(DeliveryHistory(world.settings, world.client))
+    )
+    return world
+
+
+def test_public_routes_answer_without_an_authorizer_context(api: World) -> None:
+    status, body, headers = call(
+        rest_event(
+            "POST",
+            "/auth/register",
+            body={"username": "ada", "password": "correct horse battery", "email": "ada@example.edu"},
+        )
+    )
+    assert status == 201, body
+    assert body["username"] == "ada"
+    assert headers["Content-Type"] == "application/json"
+
+    status, body, _ = call(
+        rest_event("POST", "/auth/login", body={"username": "ada", "password": "correct horse battery"})
+    )
+    assert status == 200, body
+    assert body["token_type"] == "bearer" and body["access_token"]
+
+
+def test_a_token_goes_through_the_authorizer_function_then_the_api(api: World) -> None:
+    section = api.section(max_enroll=2)
+    student = api.student()
+    token = api.tokens.issue(student)
+    path = f"/students/{student.user_id}/classes/{section.class_id}/enroll"
+
+    answer = security.jwt_auth(token_event(f"Bearer {token}", "POST", path), LambdaContext())
+
+    assert answer["principalId"] == str(student.user_id)
+    statement = answer["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
+    assert answer["context"] == {"user_id": str(student.user_id), "role": "student", "username": student.username}
+
+    status, body, _ = call(
+        rest_event(
+            "POST",
+            "/students/{sid}/classes/{cid}/enroll",
+            {"sid": str(student.user_id), "cid": str(section.class_id)},
+            authorizer=authorizer_context(answer),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    )
+    assert status == 201, body
+    assert api.state(section.class_id, student.user_id).value == "enrolled"
+
+
+def test_a_bad_token_reaches_the_route_as_a_401_in_the_error_shape(api: World) -> None:
+    answer = security.jwt_auth(token_event("Bearer not-a-jwt", "GET", "/students/5/classes"), LambdaContext())
+    assert answer["principalId"] == "anonymous"
+
+    status, body, headers = call(
+        rest_event("GET", "/students/{sid}/classes", {"sid": "5"}, authorizer=authorizer_context(answer))
+    )
+    assert status == 401
+    assert set(body) == {"message", "code", "details"}
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_wrong_role_and_bad_input_answer_in_the_error_shape(api: World) -> None:
+    student = api.student()
+    status, body, _ = call(
+        rest_event(
+            "POST",
+            "/registrar/classes",
+            body={
+                "department": "CPSC",
+                "course_code": "101",
+                "section": 1,
+                "name": "X",
+                "instructor_id": 1,
+                "max_enroll": 5,
+            },
+            authorizer=context_of(student),
+        )
+    )
+    assert status == 403 and body["code"]
+    status, body, _ = call(rest_event("POST", "/auth/login", body="{not json"))
+    assert status == 400 and body["code"] == "malformed_json"
+    status, body, _ = call(rest_event("GET", "/students/{sid}/classes", {"sid": "abc"}, authorizer=context_of(student)))
+    assert status == 400 and body["code"] == "invalid_id"
+
+
+def test_query_string_parameters_reach_the_route(api: World) -> None:
+    section = api.section(max_enroll=1)
+    student = api.student()
+    status, body, _ = call(
+        rest_event(
+            "POST",
+            "/students/{sid}/subscribe/{cid}",
+            {"sid": str(student.user_id), "cid": str(section.class_id)},
+            authorizer=context_of(student),
+            query={"email": "student@example.edu"},
+        )
+    )
+    assert status in (200, 201), body
+    assert json.dumps(body).count("student@example.edu") == 1
+
+
+def test_the_api_calls_only_what_its_role_allows(api: World, recorder: CallRecorder) -> None:
+    """A tour of the routes that touch DynamoDB; every request made must be permitted."""
+    registrar = context_of(api.registrar)
+    instructor = api.instructor()
+    first, second = api.student(), api.student()
+    recorder.calls.clear()  # only what the API does, not the setup above
+
+    def ok(event: dict, expected: int = 200) -> Any:
+        status, body, _ = call(event)
+        assert status == expected, (event["resource"], body)
+        return body
+
+    ok(rest_event("POST", "/auth/register", body={"username": "grace", "password": "a long password"}), 201)
+    ok(rest_event("POST", "/auth/login", body={"username": "grace", "password": "a long password"}))
+    created = ok(
+        rest_event(
+            "POST",
+            "/registrar/classes",
+            body={
+                "department": "CPSC",
+                "course_code": "449",
+                "section": 1,
+                "name": "Web Back-End Engineering",
+                "instructor_id": instructor.user_id,
+                "max_enroll": 1,
+            },
+            authorizer=registrar,
+        ),
+        201,
+    )
+    cid = str(created["class_id"])
+    for student, expected in ((first, 201), (second, 202)):
+        ok(
+            rest_event(
+                "POST",
+                "/students/{sid}/classes/{cid}/enroll",
+                {"sid": str(student.user_id), "cid": cid},
+                authorizer=context_of(student),
+            ),
+            expected,
+        )
+    ok(rest_event("GET", "/classes", authorizer=context_of(first)))
+    ok(rest_event("GET", "/students/{sid}/classes", {"sid": str(first.user_id)}, authorizer=context_of(first)))
+    ok(
+        rest_event(
+            "PUT",
+            "/students/{sid}/classes/{cid}/drop",
+            {"sid": str(first.user_id), "cid": cid},
+            authorizer=context_of(first),
+        )
+    )
+    assert api.state(int(cid), second.user_id).value == "enrolled"  # promoted, with its outbox event
+    ok(rest_event("GET", "/students/{sid}/notifications", {"sid": str(second.user_id)}, authorizer=context_of(second)))
+    ok(
+        rest_event(
+            "GET",
+            "/instructors/{iid}/classes/{cid}/dropped",
+            {"iid": str(instructor.user_id), "cid": cid},
+            authorizer=context_of(instructor),
+        )
+    )
+    ok(rest_event("PATCH", "/registrar/classes/{cid}", {"cid": cid}, body={"max_enroll": 3}, authorizer=registrar))
+    ok(rest_event("PUT", "/registrar/automatic-enrollment/freeze", body={"frozen": True}, authorizer=registrar))
+    ok(rest_event("DELETE", "/registrar/classes/{cid}", {"cid": cid}, authorizer=registrar))
+
+    assert_allowed("api_handler", recorder.calls)
+
+
+# -- DynamoDB stream records for the relay ----------------------------------------------------
+
+
+def new_image(event_id: str, student_id: int = 79, class_id: int = 4, pending: bool = True) -> dict:
+    """An outbox item in DynamoDB's typed JSON, as it appears in a stream record."""
+    body = {
+        "type": "enrollment.promoted",
+        "event_id": event_id,
+        "occurred_at": "2026-12-03T18:00:00Z",
+        "student_id": student_id,
+        "class_id": class_id,
+        "class_name": "Introduction to Computer Science",
+        "section": 1,
+        "message": "You have been enrolled in Introduction to Computer Science",
+        "email": "student@example.edu",
+    }
+    image = {
+        "event_id": {"S": event_id},
+        "type": {"S": "enrollment.promoted"},
+        "student_id": {"N": str(student_id)},
+        "class_id": {"N": str(class_id)},
+        "occurred_at": {"S": "2026-12-03T18:00:00Z"},
+        "created_at": {"S": "2026-12-03T18:00:00.000123Z"},
+        "body": {"S": json.dumps(body, separators=(",", ":"))},
+        "deliveries": {"M": {"email": {"M": {"status": {"S": "pending"}, "attempts": {"N": "0"}}}}},
+    }
+    if pending:
+        image["unpublished"] = {"S": "pending"}
+    return image
+
+
+def stream_record(name: str, image: dict | None, sequence: int, old_image: dict | None = None) -> dict:
+    """One record of a Lambda DynamoDB stream event (view type NEW_IMAGE)."""
+    key = (image or old_image or {})["event_id"]
+    data: dict[str, Any] = {
+        "ApproximateCreationDateTime": 1796320800.0,
+        "Keys": {"event_id": key},
+        "SequenceNumber": f"{sequence:021d}",
+        "SizeBytes": len(json.dumps(image or {})),
+        "StreamViewType": "NEW_IMAGE",
+    }
+    if image is not None:
+        data["NewImage"] = image
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": data,
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+class FakeOutbox:
+    def __init__(self, published: set[str] = frozenset()) -> None:
+        self.published = set(published)
+        self.asked: list[list[str]] = []
+        self.marked: list[str] = []
+
+    def still_unpublished(self, event_ids: list[str]) -> set[str]:
+        self.asked.append(list(event_ids))
+        return set(event_ids) - self.published
+
+    def mark_published(self, event_ids: list[str]) -> None:
+        self.marked.extend(event_ids)
+        self.published |= set(event_ids)
+
+
+class FakePublisher:
+    def __init__(self, refuse: set[str] = frozenset()) -> None:
+        self.refuse = set(refuse)
+        self.sent: list[tuple[str, bytes]] = []
+
+    def publish(self, messages: list) -> list[str]:
+        self.sent.extend((m.event_id, m.body) for m in messages)
+        return [m.event_id for m in messages if m.event_id not in self.refuse]
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeOutbox, FakePublisher]:
+    outbox, publisher = FakeOutbox(), FakePublisher()
+    monkeypatch.setattr(relay, "_outbox", lambda: outbox)
+    monkeypatch.setattr(relay, "_publisher", lambda: publisher)
+    return outbox, publisher
+
+
+def run_relay(records: list[dict]) -> None:
+    application.relay_outbox({"Records": records}, LambdaContext(function_name="titan-enrollment-prod-relay_outbox"))
+
+
+def test_an_insert_is_published_with_its_body_and_marked(broker: tuple[FakeOutbox, FakePublisher]) -> None:
+    outbox, publisher = broker
+    image = new_image("evt-1")
+    run_relay([stream_record("INSERT", image, 1)])
+    assert publisher.sent == [("evt-1", image["body"]["S"].encode())]
+    assert json.loads(publisher.sent[0][1])["type"] == "enrollment.promoted"
+    assert outbox.marked == ["evt-1"]
+
+
+def test_a_modify_still_pending_is_published_and_one_already_marked_is_not(
+    broker: tuple[FakeOutbox, FakePublisher],
+) -> None:
+    outbox, publisher = broker
+    run_relay(
+        [
+            # A history update before the relay ran: still unpublished.
+            stream_record("MODIFY", new_image("evt-2"), 2),
+            # The relay's own mark: `unpublished` removed, nothing to do.
+            stream_record("MODIFY", new_image("evt-3", pending=False), 3),
+        ]
+    )
+    assert [event_id for event_id, _ in publisher.sent] == ["evt-2"]
+    assert outbox.asked == [["evt-2"]]
+
+
+def test_a_mixed_batch_publishes_each_pending_event_once_in_order(broker: tuple[FakeOutbox, FakePublisher]) -> None:
+    outbox, publisher = broker
+    records = [
+        stream_record("INSERT", new_image("evt-a", student_id=1), 10),
+        stream_record("INSERT", new_image("evt-b", student_id=2), 11),
+        stream_record("MODIFY", new_image("evt-a", student_id=1), 12),  # same event again
+        stream_record("MODIFY", new_image("evt-c", pending=False), 13),
+        stream_record("REMOVE", None, 14, old_image=new_image("evt-d")),
+        stream_record("INSERT", new_image("evt-e", student_id=3), 15),
+    ]
+    run_relay(records)
+    assert [event_id for event_id, _ in publisher.sent] == ["evt-a", "evt-b", "evt-e"]
+    assert outbox.marked == ["evt-a", "evt-b", "evt-e"]
+
+
+def test_events_already_published_by_an_earlier_attempt_are_skipped(broker: tuple[FakeOutbox, FakePublisher]) -> None:
+    outbox, publisher = broker
+    outbox.published.add("evt-x")
+    run_relay([stream_record("INSERT", new_image("evt-x"), 20), stream_record("INSERT", new_image("evt-y"), 21)])
+    assert [event_id for event_id, _ in publisher.sent] == ["evt-y"]
+
+
+def test_a_batch_without_pending_events_touches_nothing(broker: tuple[FakeOutbox, FakePublisher]) -> None:
+    outbox, publisher = broker
+    run_relay(
+        [
+            stream_record("MODIFY", new_image("evt-z", pending=False), 30),
+            stream_record("REMOVE", None, 31, new_image("evt-z")),
+        ]
+    )
+    assert publisher.sent == [] and outbox.asked == [] and outbox.marked == []
+
+
+def test_unconfirmed_events_fail_the_batch_so_lambda_retries_it(
+    broker: tuple[FakeOutbox, FakePublisher],
+) -> None:
+    outbox, publisher = broker
+    publisher.refuse.add("evt-2")
+    records = [stream_record("INSERT", new_image(f"evt-{i}"), 40 + i) for i in range(1, 4)]
+    with pytest.raises(RelayIncomplete):
+        run_relay(records)
+    assert outbox.marked == ["evt-1", "evt-3"]
+
+    publisher.refuse.clear()
+    run_relay(copy.deepcopy(records))  # Lambda's retry of the same batch
+    assert [event_id for event_id, _ in publisher.sent][-1:] == ["evt-2"]
+    assert set(outbox.marked) == {"evt-1", "evt-2", "evt-3"}
+
+
+def lambda_records(streams: Any, table_arn_stream: str) -> list[dict]:
+    """Every record of a moto stream, shaped as Lambda delivers them."""
+    records = []
+    for shard in streams.describe_stream(StreamArn=table_arn_stream)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=table_arn_stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        for record in streams.get_records(ShardIterator=iterator)["Records"]:
+            data = dict(record["dynamodb"])
+            created = data.get("ApproximateCreationDateTime")
+            if created is not None and hasattr(created, "timestamp"):
+                data["ApproximateCreationDateTime"] = created.timestamp()
+            records.append({**record, "dynamodb": data, "eventSourceARN": table_arn_stream})
+    return records
+
+
+def test_records_from_the_outbox_stream_of_a_real_promotion(
+    world: World, recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    section, enrolled, waiting = world.full_section(max_enroll=1, waiting=2)
+    world.subscribe(waiting[0].user_id, section.class_id, email="first@example.edu")
+    world.enrollment.drop(enrolled[0], enrolled[0].user_id, section.class_id)
+    assert world.state(section.class_id, waiting[0].user_id).value == "enrolled"
+
+    stream_arn = world.client.describe_table(TableName=world.settings.outbox_table)["Table"]["LatestStreamArn"]
+    streams = boto3.session.Session().client("dynamodbstreams", region_name="us-east-1", endpoint_url=_STREAMS)
+    records = lambda_records(streams, stream_arn)
+    inserts = [r for r in records if r["eventName"] == "INSERT"]
+    assert inserts and all("unpublished" in r["dynamodb"]["NewImage"] for r in inserts)
+
+    publisher = FakePublisher()
+    monkeypatch.setattr(relay, "_outbox", lambda: DynamoOutbox(world.settings, world.client))
+    monkeypatch.setattr(relay, "_publisher", lambda: publisher)
+    recorder.calls.clear()
+    run_relay(records)
+    relay_calls = set(recorder.calls)
+
+    published = {event_id for event_id, _ in publisher.sent}
+    assert published == {item["event_id"] for item in world.outbox()}
+    assert all("unpublished" not in item for item in world.outbox())
+    assert any(json.loads(body)["student_id"] == waiting[0].user_id for _, body in publisher.sent)
+    assert_allowed("relay_outbox", relay_calls)
+
+    # The relay's marks come back on the stream as MODIFY records; they publish nothing.
+    again = [r for r in lambda_records(streams, stream_arn) if r["eventName"] == "MODIFY"]
+    assert again
+    run_relay(again)
+    assert len(publisher.sent) == len(published)
