@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chalicelib.domain import access
 from chalicelib.domain.enrollment import EnrollmentService
@@ -64,7 +64,8 @@ class RegistrarService:
         if max_enroll is not None and self.waitlists.length(class_id) > 0:
             _, _, _, frozen = self.catalog.load(class_id)
             promoted = self.enrollment.settle(section, frozen)
-        return section, promoted
+        # The class as it stands after the promotions, not as the capacity update left it.
+        return replace(section, enrolled_count=section.enrolled_count + len(promoted)), promoted
 
     def set_instructor(self, identity: Identity, class_id: int, instructor_id: int) -> ClassSection:
         access.require_registrar(identity)
