@@ -6,6 +6,7 @@ python -m infra.bootstrap [--wait SECONDS]
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 
@@ -53,11 +54,16 @@ def recreate_tables(settings: Settings) -> None:
         )
 
 
+@functools.cache
+def _demo_hash() -> str:
+    return Argon2Hasher().hash(sample_data.DEMO_PASSWORD)
+
+
 def load_users(settings: Settings) -> None:
     users = DynamoUsers(settings)
     # One hash for every demo account keeps the bootstrap fast; demo logins exist
     # only in the local stage.
-    demo_hash = Argon2Hasher().hash(sample_data.DEMO_PASSWORD) if settings.stage == "local" else None
+    demo_hash = _demo_hash() if settings.stage == "local" else None
     items = []
     for user in sample_data.users():
         profile, login = users.put_items(user, demo_hash or "!")

@@ -211,10 +211,12 @@ def route(
                 identity = identity_from(request)
                 if not public and identity is None:
                     raise auth_failure(request)
+                call = Call(request, identity)
+                call.raw_body()  # an oversized body is refused on every route, body or not
                 args = {
                     name: parse_id(name, value) if name in ID_PARAMETERS else value for name, value in params.items()
                 }
-                return handler(Call(request, identity), **args)
+                return handler(call, **args)
             except (ApiError, DomainError) as error:
                 return error_response(error)
 
