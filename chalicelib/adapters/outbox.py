@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,6 +15,7 @@ from chalicelib.domain.clock import now_iso
 
 TRANSACTION_LIMIT = 100
 BATCH_GET_LIMIT = 100
+MARK_CONCURRENCY = 16
 
 
 class DynamoOutbox:
@@ -60,16 +62,20 @@ class DynamoOutbox:
         return pending
 
     def mark_published(self, event_ids: list[str]) -> None:
-        for start in range(0, len(event_ids), TRANSACTION_LIMIT):
-            chunk = event_ids[start : start + TRANSACTION_LIMIT]
-            try:
-                self.client.transact_write_items(TransactItems=[self._mark(e) for e in chunk])
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                # One event vanished (its row was deleted): mark the others one by one.
-                for event_id in chunk:
-                    self._mark_one(event_id)
+        """One conditional UpdateItem per event, several at a time.
+
+        Marks are independent (one left undone only means that event is published again,
+        with the same id), so they need no transaction: a transactional write costs twice
+        the capacity, conflicts with the delivery history written to the same items, and
+        on moto copies the whole table for every item it holds.
+        """
+        if len(event_ids) <= 1:
+            for event_id in event_ids:
+                self._mark_one(event_id)
+            return
+        with ThreadPoolExecutor(max_workers=min(MARK_CONCURRENCY, len(event_ids))) as pool:
+            # list(): re-raise the first failure here, after every mark was tried.
+            list(pool.map(self._mark_one, event_ids))
 
     def _mark(self, event_id: str) -> dict:
         return {

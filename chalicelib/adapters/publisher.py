@@ -54,7 +54,8 @@ class ConfirmedPublisher:
 
         if self._connection is None or self._connection.is_closed:
             self._connection = await aio_pika.connect(self.amqp_url, timeout=5)
-            channel = await self._connection.channel(publisher_confirms=True)
+            # on_return_raises: an unroutable message (mandatory) fails instead of counting as sent.
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             # Passive: the bootstrap owns the topology; publishing before it exists fails.
             self._exchange = await channel.get_exchange(self.exchange_name, ensure=True)
         return self._exchange

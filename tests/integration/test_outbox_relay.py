@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import pika
 import pytest
 
 from chalicelib import services
@@ -284,6 +285,27 @@ def test_a_connection_cut_between_batches_loses_nothing_and_publishes_nothing_tw
     assert proxy.connections == 2
     assert_each_published_once({item["event_id"] for item in outbox_items()})
     assert outbox.unpublished(PROMOTIONS) == []
+
+
+def test_an_event_the_broker_cannot_route_stays_unpublished(relay_stack):
+    drop(relay_stack, 55, 4)
+    (item,) = outbox_items()
+    unbound = "titan-test-unbound"
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url()))
+    connection.channel().exchange_declare(unbound, exchange_type="fanout", durable=False)
+    publisher = ConfirmedPublisher(amqp_url(), exchange=unbound)
+    try:
+        # Confirmed but returned (mandatory, no queue bound): not delivered, so not published.
+        with pytest.raises(relay.RelayIncomplete):
+            relay_through(publisher, DynamoOutbox(get_settings()))
+    finally:
+        publisher.close()
+        connection.channel().exchange_delete(unbound)
+        connection.close()
+    assert outbox_item(item["event_id"])["unpublished"] == "pending"
+
+    assert run_poller(Poller(batch_size=500, idle_seconds=0.1)) == 1
+    assert [p.message_id for p, _ in drain(amqp_url(), EMAIL_QUEUE)] == [item["event_id"]]
 
 
 # -- the relay dies between publish and mark ---------------------------------------------
