@@ -41,6 +41,9 @@ class Settings:
     smtp_host: str
     smtp_port: int
     smtp_from: str
+    login_window_seconds: int
+    login_failures_per_user: int
+    login_failures_per_client: int
 
     @property
     def classes_table(self) -> str:
@@ -84,6 +87,9 @@ class Settings:
             outbox_stream_arn=env.get("OUTBOX_STREAM_ARN", PLACEHOLDER_STREAM_ARN),
             smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
             smtp_port=int(env.get("SMTP_PORT", "8025")),
+            login_window_seconds=int(env.get("LOGIN_WINDOW_SECONDS", "300")),
+            login_failures_per_user=int(env.get("LOGIN_FAILURES_PER_USER", "5")),
+            login_failures_per_client=int(env.get("LOGIN_FAILURES_PER_CLIENT", "30")),
             smtp_from=env.get("SMTP_FROM", "Titan Enrollment <notifications@titan-enrollment.example>"),
         )
 

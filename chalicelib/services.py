@@ -61,14 +61,21 @@ def registrar() -> RegistrarService:
 @lru_cache(maxsize=1)
 def auth() -> AuthService:
     from chalicelib.adapters.passwords import Argon2Hasher
+    from chalicelib.adapters.redis_auth import RedisLoginThrottle, RedisRevocations
+    from chalicelib.adapters.redis_client import connect
     from chalicelib.adapters.secrets import jwt_secret
     from chalicelib.adapters.tokens import JwtCodec
 
     settings = get_settings()
+    redis = connect()
     return AuthService(
         users=enrollment().users,
         hasher=Argon2Hasher(),
         tokens=JwtCodec(jwt_secret(settings), settings.token_ttl_seconds),
+        throttle=RedisLoginThrottle(
+            redis, settings.login_window_seconds, settings.login_failures_per_user, settings.login_failures_per_client
+        ),
+        revocations=RedisRevocations(redis),
     )
 
 

@@ -521,6 +521,31 @@ class DynamoUsers:
             raise
         return user
 
+    def delete(self, user_id: int) -> bool:
+        """Remove both items of an account; False when there is none."""
+        user = self.get(user_id)
+        if user is None:
+            return False
+        table = self.settings.users_table
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": table,
+                            "Key": serialize({"pk": user_key(user_id)}),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                    {"Delete": {"TableName": table, "Key": serialize({"pk": login_key(user.username)})}},
+                ]
+            )
+        except ClientError as error:
+            if _is_cancelled(error):
+                return False
+            raise
+        return True
+
     def put_items(self, user: User, password_hash: str, conditional: bool = False) -> list[dict]:
         """The two items of an account: by id, and by username with the password hash."""
         profile = {

@@ -25,6 +25,14 @@ def delivery(event_id: str, channel: str) -> str:
     return f"delivery:{event_id}:{channel}"
 
 
+REVOKED_USERS = "auth:revoked-users"
+
+
+def login_failures(scope: str, who: str) -> str:
+    """Failed logins in the current window, per username or per client address."""
+    return f"auth:login-failures:{scope}:{who}"
+
+
 # Patterns the bootstrap clears when it resets the sample data.
 OWNED_PATTERNS = (
     "class:*:waitlist",
@@ -32,5 +40,6 @@ OWNED_PATTERNS = (
     "student:*:waitlists",
     "subscriptions:*",
     "delivery:*",
+    "auth:*",
     WAITLIST_SEQUENCE,
 )

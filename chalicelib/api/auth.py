@@ -33,12 +33,12 @@ def register(call: Call):
     ["POST"],
     public=True,
     body=schemas.LoginRequest,
-    responses={200: schemas.TokenResponse, 401: schemas.ErrorBody},
+    responses={200: schemas.TokenResponse, 401: schemas.ErrorBody, 429: schemas.ErrorBody},
 )
 def login(call: Call):
     """Exchange a username and password for a bearer token."""
     body = call.body(schemas.LoginRequest)
-    token, ttl = services.auth().login(body.username, body.password)
+    token, ttl = services.auth().login(body.username, body.password, call.client_address)
     return respond(schemas.TokenResponse(access_token=token, token_type="bearer", expires_in=ttl))
 
 
@@ -50,3 +50,10 @@ def create_user(call: Call):
         call.who, body.username, body.password, Role(body.role), body.name, body.email or ""
     )
     return respond(views.user(user), 201)
+
+
+@route(bp, "/registrar/users/{uid}", ["DELETE"], responses={200: schemas.UserDeleted})
+def delete_user(call: Call, uid: int):
+    """Remove an account (registrar only); its tokens stop working."""
+    services.auth().delete_user(call.who, uid)
+    return respond(schemas.UserDeleted(user_id=uid, status="deleted"))

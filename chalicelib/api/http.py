@@ -22,6 +22,7 @@ from chalicelib.domain.errors import (
     InvalidInput,
     MissingInput,
     NotFound,
+    TooManyAttempts,
     Unauthorized,
 )
 from chalicelib.domain.model import Identity, Role
@@ -33,7 +34,7 @@ M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 _ID = re.compile(r"^[1-9][0-9]{0,17}$")
 # Path parameters that name a student, class or instructor: positive integers.
-ID_PARAMETERS = {"sid": "Student id", "cid": "Class id", "iid": "Instructor id"}
+ID_PARAMETERS = {"sid": "Student id", "cid": "Class id", "iid": "Instructor id", "uid": "User id"}
 
 
 class ApiError(Exception):
@@ -54,6 +55,7 @@ _STATUS = {
     Unauthorized: 401,
     InvalidInput: 422,
     MissingInput: 400,
+    TooManyAttempts: 429,
 }
 
 
@@ -73,6 +75,8 @@ def error_response(error: Exception) -> Response:
     headers = {"Content-Type": JSON}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="titan"'
+    if isinstance(error, TooManyAttempts):
+        headers["Retry-After"] = str(error.retry_after)
     return Response(body=error_body(error.code, error.message, details), status_code=status, headers=headers)
 
 
@@ -126,6 +130,11 @@ class Call:
             return model.model_validate(data)
         except ValidationError as error:
             raise validation_error(error) from None
+
+    @property
+    def client_address(self) -> str:
+        """The caller's address as the gateway saw it."""
+        return str(((self.request.context or {}).get("identity") or {}).get("sourceIp") or "unknown")
 
     def query(self) -> dict[str, str]:
         return dict(self.request.query_params or {})

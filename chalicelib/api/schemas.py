@@ -275,3 +275,8 @@ class SubscribeQuery(Model):
     email: str | None = None
     webhook_url: str | None = None
     events: str | None = Field(default=None, description="Comma-separated event types")
+
+
+class UserDeleted(BaseModel):
+    user_id: int
+    status: Literal["deleted"]

@@ -43,3 +43,13 @@ class MissingInput(DomainError):
     """Something required was not given at all."""
 
     code = "missing_input"
+
+
+class TooManyAttempts(DomainError):
+    """Refused for a while, to slow down guessing."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -65,6 +65,8 @@ class Users(Protocol):
 
     def create(self, username: str, password_hash: str, role: Role, name: str, email: str) -> User | None: ...
 
+    def delete(self, user_id: int) -> bool: ...
+
 
 class Waitlists(Protocol):
     """Ordered waitlists; every method is one atomic step."""
