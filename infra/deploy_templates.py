@@ -110,7 +110,7 @@ API_TABLES = (
     ),
     TableAccess(
         "users",
-        ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+        ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
     ),
     TableAccess(
         "settings",
@@ -127,8 +127,8 @@ HISTORY = TableAccess("outbox", ("dynamodb:UpdateItem",))
 
 FUNCTIONS = (
     Function("api_handler", API_TABLES, ("TABLE_PREFIX", "REDIS_URL", "AMQP_URL"), vpc=True, jwt=True),
-    # The authorizer only verifies tokens: no tables, no VPC.
-    Function("jwt_auth", jwt=True),
+    # The authorizer verifies tokens and checks revocations in Redis: no tables.
+    Function("jwt_auth", env=("REDIS_URL",), vpc=True, jwt=True),
     Function(
         "relay_outbox",
         (TableAccess("outbox", ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")),),
