@@ -43,13 +43,15 @@ def _environment() -> dict[str, str]:
 def _run(command: list[str]) -> None:
     completed = subprocess.run(command, cwd=ROOT, env=_environment(), capture_output=True, text=True)
     if completed.returncode != 0:
-        raise PackagingError(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout}{completed.stderr}")
+        output = completed.stdout + completed.stderr
+        raise PackagingError(f"{' '.join(command)} failed ({completed.returncode}):\n{output}")
 
 
 def chalice_package(out: Path, pkg_format: str, *extra: str) -> None:
     if out.exists():
         shutil.rmtree(out)
-    _run([str(BIN / "chalice"), "package", "--stage", deploy_templates.STAGE, "--pkg-format", pkg_format, *extra, str(out)])
+    stage = deploy_templates.STAGE
+    _run([str(BIN / "chalice"), "package", "--stage", stage, "--pkg-format", pkg_format, *extra, str(out)])
 
 
 def lint(template: Path) -> str:
@@ -80,6 +82,10 @@ def package(out: Path, run_lint: bool = True) -> tuple[Path, Path]:
     return cfn_dir / SAM_TEMPLATE, tf_dir
 
 
+def _shown(path: Path) -> Path:
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Package the prod stage for CloudFormation/SAM and Terraform.")
     parser.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (default build/)")
@@ -89,8 +95,8 @@ def main() -> None:
         template, tf_dir = package(args.out.resolve(), run_lint=not args.no_lint)
     except PackagingError as error:
         sys.exit(str(error))
-    print(f"CloudFormation/SAM: {template.relative_to(Path.cwd()) if template.is_relative_to(Path.cwd()) else template}")
-    print(f"Terraform:          {tf_dir.relative_to(Path.cwd()) if tf_dir.is_relative_to(Path.cwd()) else tf_dir}")
+    print(f"CloudFormation/SAM: {_shown(template)}")
+    print(f"Terraform:          {_shown(tf_dir)}")
 
 
 if __name__ == "__main__":
