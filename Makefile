@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 ENV := set -a && . infra/local.env && set +a &&
 
-.PHONY: run test bootstrap lint format bench package clean
+.PHONY: run test bootstrap lint format bench load package clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.operations
+
+# Mixed load on a stack of its own, then the invariants; report in bench/results/load.md.
+load: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.load --clients 24 --seconds 60
 
 # Deploy templates for AWS (CloudFormation/SAM and Terraform) in build/; see docs/deploying.md.
 package: $(VENV)/.installed
