@@ -7,9 +7,11 @@ from typing import Any
 
 from chalicelib.adapters import redis_keys as keys
 
-# KEYS: failure counters. ARGV: limit per key (same order). Returns the seconds to wait
-# before the first exhausted counter resets, or 0.
-_BLOCKED = """
+# KEYS: attempt counters. ARGV: limit per key (same order), then the window in seconds.
+# If a counter is at its limit, returns the seconds until the first exhausted one resets;
+# otherwise counts this attempt in every counter and returns 0. Checking and counting in
+# one step means parallel guesses cannot all pass the check before any of them is counted.
+_ATTEMPT = """
 local wait = 0
 for i, key in ipairs(KEYS) do
   local count = tonumber(redis.call('GET', key) or '0')
@@ -18,14 +20,18 @@ for i, key in ipairs(KEYS) do
     if ttl > wait then wait = ttl end
   end
 end
-return wait
+if wait > 0 then return wait end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[#KEYS + 1]) end
+end
+return 0
 """
 
-# KEYS: failure counters. ARGV: window seconds. A counter's window starts at its first failure.
-_FAILED = """
-for _, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
-end
+# KEYS: the user's counter, the client's counter. A success clears the user's failures and
+# takes back its own count from the client's (never below zero, never creating the key).
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 return 0
 """
 
@@ -35,20 +41,18 @@ class RedisLoginThrottle:
         self.redis = redis
         self.window_seconds = window_seconds
         self.limits = {"user": per_user, "client": per_client}
-        self._blocked = redis.register_script(_BLOCKED)
-        self._failed = redis.register_script(_FAILED)
+        self._attempt = redis.register_script(_ATTEMPT)
+        self._succeeded = redis.register_script(_SUCCEEDED)
 
     def _keys(self, username: str, client: str) -> list[str]:
         return [keys.login_failures("user", username), keys.login_failures("client", client)]
 
-    def wait_seconds(self, username: str, client: str) -> int:
-        return int(self._blocked(keys=self._keys(username, client), args=[self.limits["user"], self.limits["client"]]))
+    def attempt(self, username: str, client: str) -> int:
+        limits = [self.limits["user"], self.limits["client"], self.window_seconds]
+        return int(self._attempt(keys=self._keys(username, client), args=limits))
 
-    def failed(self, username: str, client: str) -> None:
-        self._failed(keys=self._keys(username, client), args=[self.window_seconds])
-
-    def succeeded(self, username: str) -> None:
-        self.redis.delete(keys.login_failures("user", username))
+    def succeeded(self, username: str, client: str) -> None:
+        self._succeeded(keys=self._keys(username, client))
 
 
 class RedisRevocations:

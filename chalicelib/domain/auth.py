@@ -25,11 +25,12 @@ class TokenCodec(Protocol):
 
 
 class LoginThrottle(Protocol):
-    def wait_seconds(self, username: str, client: str) -> int: ...
+    def attempt(self, username: str, client: str) -> int:
+        """Seconds to wait if a limit is reached; else 0, and the attempt counts as a failure
+        until `succeeded` says otherwise."""
+        ...
 
-    def failed(self, username: str, client: str) -> None: ...
-
-    def succeeded(self, username: str) -> None: ...
+    def succeeded(self, username: str, client: str) -> None: ...
 
 
 class Revocations(Protocol):
@@ -65,20 +66,20 @@ class AuthService:
 
     def login(self, username: str, password: str, client: str = "unknown") -> tuple[str, int]:
         """A token for a right password. Failed attempts are counted per username and per
-        client address; past the limit, every attempt is refused until the window ends."""
+        client address; past the limit, every attempt is refused until the window ends.
+        An attempt is counted before its password is checked (a success takes it back),
+        so guesses sent in parallel cannot all slip under the limit."""
         if self.throttle is not None:
-            wait = self.throttle.wait_seconds(username, client)
+            wait = self.throttle.attempt(username, client)
             if wait > 0:
                 raise TooManyAttempts("Too many failed logins; try again later", retry_after=wait)
         found = self.users.credentials(username)
         # Hash even for an unknown user, so timing does not tell which usernames exist.
         password_hash = found[1] if found else self._decoy_hash()
         if not self.hasher.verify(password_hash, password) or found is None:
-            if self.throttle is not None:
-                self.throttle.failed(username, client)
             raise Unauthorized("Invalid username or password", "invalid_credentials")
         if self.throttle is not None:
-            self.throttle.succeeded(username)
+            self.throttle.succeeded(username, client)
         user = found[0]
         token = self.tokens.issue(Identity(user.user_id, user.role, user.username))
         return token, self.tokens.ttl_seconds
