@@ -34,7 +34,7 @@ for module in (auth, health, students, waitlist, instructors, registrar, subscri
     stream_arn=get_settings().outbox_stream_arn, batch_size=500, maximum_batching_window_in_seconds=1
 )
 def relay_outbox(event):
-    relay.on_stream(event)
+    return relay.on_stream(event).summary()
 
 
 @app.lambda_function(name="deliver_email")

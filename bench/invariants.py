@@ -136,7 +136,10 @@ class Snapshot:
             _key_id(key): {int(c) for c in redis.zrange(key, 0, -1)}
             for key in redis.scan_iter(match=redis_keys.student_waitlists("*"), count=1000)
         }
-        events = [_event(item) for item in _scan(client, settings.outbox_table)]
+        outcomes: dict[str, dict] = {}
+        for row in _scan(client, settings.deliveries_table):
+            outcomes.setdefault(row["event_id"], {})[row["channel"]] = row
+        events = [_event(item, outcomes.get(item["event_id"], {})) for item in _scan(client, settings.outbox_table)]
         return cls(capacity, counts, dict(enrolled), waitlists, index, events)
 
 
@@ -156,7 +159,7 @@ def _key_id(key: str) -> int:
     return int(key.split(":")[1])
 
 
-def _event(item: dict) -> Event:
+def _event(item: dict, deliveries: dict) -> Event:
     body = json.loads(item["body"])
     return Event(
         event_id=item["event_id"],
@@ -167,7 +170,7 @@ def _event(item: dict) -> Event:
         published="unpublished" not in item,
         email=bool(body.get("email")),
         webhook=bool(body.get("webhook_url")),
-        deliveries=item.get("deliveries") or {},
+        deliveries=deliveries,
     )
 
 

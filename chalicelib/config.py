@@ -65,6 +65,10 @@ class Settings:
     def outbox_table(self) -> str:
         return f"{self.table_prefix}-outbox"
 
+    @property
+    def deliveries_table(self) -> str:
+        return f"{self.table_prefix}-deliveries"
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)

@@ -121,9 +121,10 @@ API_TABLES = (
         ("dynamodb:PutItem", "dynamodb:BatchWriteItem"),
         indexes=(tables.BY_STUDENT_INDEX,),
     ),
+    TableAccess("deliveries", ("dynamodb:BatchGetItem",)),
 )
-# Delivery handlers only record each channel's outcome on the event's outbox item.
-HISTORY = TableAccess("outbox", ("dynamodb:UpdateItem",))
+# Delivery handlers only record each channel's outcome, one row per event and channel.
+HISTORY = TableAccess("deliveries", ("dynamodb:BatchWriteItem",))
 
 FUNCTIONS = (
     Function("api_handler", API_TABLES, ("TABLE_PREFIX", "REDIS_URL", "AMQP_URL"), vpc=True, jwt=True),
@@ -131,7 +132,7 @@ FUNCTIONS = (
     Function("jwt_auth", env=("REDIS_URL",), vpc=True, jwt=True),
     Function(
         "relay_outbox",
-        (TableAccess("outbox", ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")),),
+        (TableAccess("outbox", ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")),),
         ("TABLE_PREFIX", "AMQP_URL"),
         vpc=True,
         stream="outbox",

@@ -24,7 +24,7 @@ TEST_ENV = {
 for _name in (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_DYNAMODB",
-    "AWS_ENDPOINT_URL_DYNAMODBSTREAMS",
+    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
     "AWS_PROFILE",
 ):
     os.environ.pop(_name, None)

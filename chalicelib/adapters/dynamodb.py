@@ -23,7 +23,6 @@ from chalicelib.adapters.tables import (
 )
 from chalicelib.config import Settings
 from chalicelib.domain.clock import now_iso
-from chalicelib.domain.delivery import PENDING
 from chalicelib.domain.events import Event
 from chalicelib.domain.model import (
     ClassSection,
@@ -128,11 +127,12 @@ def outbox_item(event: Event) -> dict[str, Any]:
         "created_at": now_iso(precise=True),
         "body": json.dumps(event.body(), separators=(",", ":")),
         "unpublished": "pending",
-        "deliveries": {
-            channel: {"status": PENDING, "attempts": 0}
+        # The channels it goes out on; their outcomes are rows of the deliveries table.
+        "channels": [
+            channel
             for channel, address in (("email", event.contact.email), ("webhook", event.contact.webhook_url))
             if address
-        },
+        ],
     }
 
 

@@ -1,11 +1,10 @@
-"""The outbox table: events waiting for the relay, and marking them published."""
+"""The outbox table (events waiting for the relay, marked published once confirmed) and
+the deliveries table (each channel's latest outcome per event)."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import time
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.dynamodb import deserialize, serialize
@@ -13,12 +12,11 @@ from chalicelib.adapters.tables import BY_STUDENT_INDEX, UNPUBLISHED_INDEX
 from chalicelib.config import Settings
 from chalicelib.domain.clock import now_iso
 
-TRANSACTION_LIMIT = 100
 BATCH_GET_LIMIT = 100
-MARK_CONCURRENCY = 16
+BATCH_WRITE_LIMIT = 25
 
 
-class DynamoOutbox:
+class _Tables:
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
         self._client = client
@@ -29,6 +27,30 @@ class DynamoOutbox:
             self._client = aws.client("dynamodb")
         return self._client
 
+    def _put_all(self, table: str, items: list[dict]) -> None:
+        """BatchWriteItem puts of raw (already serialized) items, retrying what is left over."""
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            pending = {table: [{"PutRequest": {"Item": i}} for i in items[start : start + BATCH_WRITE_LIMIT]]}
+            for attempt in range(8):
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(0.01 * 2**attempt)
+            else:
+                raise RuntimeError("DynamoDB kept items unprocessed")
+
+    def _get_all(self, table: str, keys: list[dict], **options: Any) -> list[dict]:
+        found: list[dict] = []
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            request = {table: {"Keys": keys[start : start + BATCH_GET_LIMIT], **options}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                found.extend(response.get("Responses", {}).get(table, []))
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+
+class DynamoOutbox(_Tables):
     def unpublished(self, limit: int) -> list[dict]:
         """The oldest unpublished events, as raw DynamoDB items (stream NewImage form)."""
         response = self.client.query(
@@ -43,103 +65,49 @@ class DynamoOutbox:
 
     def still_unpublished(self, event_ids: list[str]) -> set[str]:
         """Which of these events are not yet marked published (a retried batch skips the rest)."""
-        table = self.settings.outbox_table
-        pending: set[str] = set()
-        for start in range(0, len(event_ids), BATCH_GET_LIMIT):
-            request = {
-                table: {
-                    "Keys": [serialize({"event_id": e}) for e in event_ids[start : start + BATCH_GET_LIMIT]],
-                    "ConsistentRead": True,
-                    "ProjectionExpression": "event_id, unpublished",
-                }
-            }
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(table, []):
-                    if "unpublished" in item:
-                        pending.add(item["event_id"]["S"])
-                request = response.get("UnprocessedKeys") or {}
-        return pending
+        items = self._get_all(
+            self.settings.outbox_table,
+            [serialize({"event_id": e}) for e in event_ids],
+            ConsistentRead=True,
+            ProjectionExpression="event_id, unpublished",
+        )
+        return {item["event_id"]["S"] for item in items if "unpublished" in item}
 
-    def mark_published(self, event_ids: list[str]) -> None:
-        """One conditional UpdateItem per event, several at a time.
+    def mark_published(self, images: list[dict]) -> None:
+        """Write each event back without its `unpublished` marker, 25 to a request.
 
-        Marks are independent (one left undone only means that event is published again,
-        with the same id), so they need no transaction: a transactional write costs twice
-        the capacity, conflicts with the delivery history written to the same items, and
-        on moto copies the whole table for every item it holds.
+        The relay holds each event's whole item (the stream's NewImage), and nothing else
+        writes an outbox item after it is created (delivery outcomes have a table of their
+        own), so a put of the image is the cheapest exact mark.
         """
-        if len(event_ids) <= 1:
-            for event_id in event_ids:
-                self._mark_one(event_id)
-            return
-        with ThreadPoolExecutor(max_workers=min(MARK_CONCURRENCY, len(event_ids))) as pool:
-            # list(): re-raise the first failure here, after every mark was tried.
-            list(pool.map(self._mark_one, event_ids))
-
-    def _mark(self, event_id: str) -> dict:
-        return {
-            "Update": {
-                "TableName": self.settings.outbox_table,
-                "Key": serialize({"event_id": event_id}),
-                "UpdateExpression": "REMOVE unpublished SET published_at = :now",
-                "ConditionExpression": "attribute_exists(event_id)",
-                "ExpressionAttributeValues": serialize({":now": now_iso(precise=True)}),
-            }
-        }
-
-    def _mark_one(self, event_id: str) -> None:
-        try:
-            self.client.update_item(**self._mark(event_id)["Update"])
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        published_at = serialize({"published_at": now_iso(precise=True)})
+        marked = [{**{k: v for k, v in image.items() if k != "unpublished"}, **published_at} for image in images]
+        self._put_all(self.settings.outbox_table, marked)
 
 
-class DeliveryHistory:
-    """Per-channel delivery status, kept on each event's outbox item."""
-
-    def __init__(self, settings: Settings, client: Any = None) -> None:
-        self.settings = settings
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+class DeliveryHistory(_Tables):
+    """Per-channel delivery outcomes, one row per (event, channel)."""
 
     def record(self, channel: str, outcomes: list[tuple[str, str, int, str | None]]) -> None:
         """Store (event id, status, attempts, last error) for each event on `channel`."""
-        updates = [self._update(channel, *outcome) for outcome in outcomes]
-        for start in range(0, len(updates), TRANSACTION_LIMIT):
-            chunk = updates[start : start + TRANSACTION_LIMIT]
-            try:
-                self.client.transact_write_items(TransactItems=[{"Update": u} for u in chunk])
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                for update in chunk:  # an event without an outbox row: record the others
-                    try:
-                        self.client.update_item(**update)
-                    except ClientError as single:
-                        if single.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                            raise
-
-    def _update(self, channel: str, event_id: str, status: str, attempts: int, error: str | None) -> dict:
-        return {
-            "TableName": self.settings.outbox_table,
-            "Key": serialize({"event_id": event_id}),
-            "UpdateExpression": "SET deliveries.#c = :d",
-            "ConditionExpression": "attribute_exists(event_id) AND attribute_exists(deliveries)",
-            "ExpressionAttributeNames": {"#c": channel},
-            "ExpressionAttributeValues": serialize(
-                {":d": {"status": status, "attempts": attempts, "last_error": error, "updated_at": now_iso()}}
-            ),
-        }
+        now = now_iso()
+        rows = [
+            serialize(
+                {
+                    "event_id": event_id,
+                    "channel": channel,
+                    "status": status,
+                    "attempts": attempts,
+                    "last_error": error,
+                    "updated_at": now,
+                }
+            )
+            for event_id, status, attempts, error in outcomes
+        ]
+        self._put_all(self.settings.deliveries_table, rows)
 
     def of_student(self, student_id: int, limit: int = 100) -> list[dict]:
-        """The student's events, newest first."""
+        """The student's events, newest first, each with `deliveries` by channel."""
         response = self.client.query(
             TableName=self.settings.outbox_table,
             IndexName=BY_STUDENT_INDEX,
@@ -148,4 +116,13 @@ class DeliveryHistory:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [deserialize(item) for item in response.get("Items", [])]
+        events = [deserialize(item) for item in response.get("Items", [])]
+        keys = [serialize({"event_id": e["event_id"], "channel": c}) for e in events for c in e.get("channels") or []]
+        rows = [deserialize(row) for row in self._get_all(self.settings.deliveries_table, keys)] if keys else []
+        outcomes = {(row["event_id"], row["channel"]): row for row in rows}
+        for event in events:
+            event["deliveries"] = {
+                channel: outcomes.get((event["event_id"], channel), {"status": "pending", "attempts": 0})
+                for channel in event.get("channels") or []
+            }
+        return events

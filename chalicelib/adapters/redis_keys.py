@@ -33,6 +33,11 @@ def login_failures(scope: str, who: str) -> str:
     return f"auth:login-failures:{scope}:{who}"
 
 
+def relay_checkpoint(stream_arn: str, shard_id: str) -> str:
+    """The last outbox stream record the local relay finished, per shard."""
+    return f"relay:checkpoint:{stream_arn}:{shard_id}"
+
+
 # Patterns the bootstrap clears when it resets the sample data.
 OWNED_PATTERNS = (
     "class:*:waitlist",
@@ -41,5 +46,6 @@ OWNED_PATTERNS = (
     "subscriptions:*",
     "delivery:*",
     "auth:*",
+    "relay:*",
     WAITLIST_SEQUENCE,
 )

@@ -62,4 +62,10 @@ def definitions(settings: Settings) -> list[dict]:
             ],
             "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
         },
+        {
+            # One row per (event, channel): the outcome of its latest delivery attempt.
+            "TableName": settings.deliveries_table,
+            "AttributeDefinitions": _attrs(event_id="S", channel="S"),
+            "KeySchema": _keys("event_id", "channel"),
+        },
     ]

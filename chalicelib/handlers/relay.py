@@ -27,6 +27,10 @@ class RelayReport:
     published: int
     skipped: int
 
+    def summary(self) -> dict[str, int]:
+        """What the Lambda returns (a stream invocation's result is only logged)."""
+        return {"published": self.published, "skipped": self.skipped}
+
 
 @lru_cache(maxsize=1)
 def _outbox() -> DynamoOutbox:
@@ -38,16 +42,15 @@ def _publisher() -> ConfirmedPublisher:
     return ConfirmedPublisher(get_settings().amqp_url)
 
 
-def pending_events(records: Iterable[dict]) -> list[Outgoing]:
-    """The unpublished events among stream records (INSERT or MODIFY with a NewImage)."""
-    found: dict[str, Outgoing] = {}
+def pending_images(records: Iterable[dict]) -> dict[str, dict]:
+    """The NewImage of each unpublished event among stream records (INSERT or MODIFY), by id."""
+    found: dict[str, dict] = {}
     for record in records:
         image = (record.get("dynamodb") or {}).get("NewImage") or {}
         if record.get("eventName") not in ("INSERT", "MODIFY") or "unpublished" not in image:
             continue
-        event_id = image["event_id"]["S"]
-        found[event_id] = Outgoing(event_id=event_id, body=image["body"]["S"].encode())
-    return list(found.values())
+        found[image["event_id"]["S"]] = image
+    return found
 
 
 def relay(
@@ -55,16 +58,16 @@ def relay(
 ) -> RelayReport:
     outbox = outbox or _outbox()
     publisher = publisher or _publisher()
-    candidates = pending_events(records)
-    if not candidates:
+    images = pending_images(records)
+    if not images:
         return RelayReport(published=0, skipped=0)
-    still = outbox.still_unpublished([c.event_id for c in candidates])
-    todo = [c for c in candidates if c.event_id in still]
+    still = outbox.still_unpublished(list(images))
+    todo = [Outgoing(event_id=e, body=images[e]["body"]["S"].encode()) for e in images if e in still]
     confirmed = publisher.publish(todo)
-    outbox.mark_published(confirmed)
+    outbox.mark_published([images[e] for e in confirmed])
     if len(confirmed) < len(todo):
         raise RelayIncomplete(f"{len(todo) - len(confirmed)} of {len(todo)} events not confirmed")
-    return RelayReport(published=len(confirmed), skipped=len(candidates) - len(todo))
+    return RelayReport(published=len(confirmed), skipped=len(images) - len(todo))
 
 
 def on_stream(event: Iterable) -> RelayReport:

@@ -23,7 +23,7 @@ class Stack:
         self.env = {
             **os.environ,
             "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{self.dynamodb_port}",
-            "AWS_ENDPOINT_URL_DYNAMODBSTREAMS": f"http://127.0.0.1:{self.dynamodb_port}",
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": f"http://127.0.0.1:{self.dynamodb_port}",
         }
         self.dynamodb = Process(
             "dynamodb", python("-m", "infra.dynamodb_server", "--port", str(self.dynamodb_port)), self.env
@@ -55,7 +55,7 @@ class Stack:
         wait_for_port(self.dynamodb_port)
         # In-process code (checks, bootstrap) talks to the same moto server.
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = self.env["AWS_ENDPOINT_URL_DYNAMODB"]
-        os.environ["AWS_ENDPOINT_URL_DYNAMODBSTREAMS"] = self.env["AWS_ENDPOINT_URL_DYNAMODBSTREAMS"]
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = self.env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"]
         aws.reset_clients()
         services.reset()
         self.reset()
@@ -72,7 +72,7 @@ class Stack:
     def stop(self) -> None:
         self.api.stop()
         self.dynamodb.stop()
-        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODBSTREAMS"):
+        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB_STREAMS"):
             os.environ.pop(name, None)
         aws.reset_clients()
         services.reset()

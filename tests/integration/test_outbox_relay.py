@@ -322,11 +322,11 @@ def test_a_relay_killed_between_publish_and_mark_publishes_again_with_the_same_i
     real_mark = DynamoOutbox.mark_published
     calls = []
 
-    def mark_once_killed(self, event_ids):
-        calls.append(list(event_ids))
+    def mark_once_killed(self, images):
+        calls.append([image["event_id"]["S"] for image in images])
         if len(calls) == 1:
             raise Killed("relay killed after the confirm, before marking")
-        return real_mark(self, event_ids)
+        return real_mark(self, images)
 
     monkeypatch.setattr(DynamoOutbox, "mark_published", mark_once_killed)
 

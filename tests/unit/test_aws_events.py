@@ -446,7 +446,7 @@ def new_image(event_id: str, student_id: int = 79, class_id: int = 4, pending: b
         "occurred_at": {"S": "2026-12-03T18:00:00Z"},
         "created_at": {"S": "2026-12-03T18:00:00.000123Z"},
         "body": {"S": json.dumps(body, separators=(",", ":"))},
-        "deliveries": {"M": {"email": {"M": {"status": {"S": "pending"}, "attempts": {"N": "0"}}}}},
+        "channels": {"L": [{"S": "email"}]},
     }
     if pending:
         image["unpublished"] = {"S": "pending"}
@@ -486,7 +486,8 @@ class FakeOutbox:
         self.asked.append(list(event_ids))
         return set(event_ids) - self.published
 
-    def mark_published(self, event_ids: list[str]) -> None:
+    def mark_published(self, images: list[dict]) -> None:
+        event_ids = [image["event_id"]["S"] for image in images]
         self.marked.extend(event_ids)
         self.published |= set(event_ids)
 
