@@ -947,7 +947,7 @@ def main() -> None:
     os.environ.update(
         LOAD_ENV,
         AWS_ENDPOINT_URL_DYNAMODB=endpoint,
-        AWS_ENDPOINT_URL_DYNAMODBSTREAMS=endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB_STREAMS=endpoint,
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(mailbox.port),
     )

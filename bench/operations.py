@@ -392,7 +392,7 @@ def main() -> None:
     endpoint = f"http://127.0.0.1:{dynamodb_port}"
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         os.environ.pop(name, None)
-    os.environ.update(BENCH_ENV, AWS_ENDPOINT_URL_DYNAMODB=endpoint, AWS_ENDPOINT_URL_DYNAMODBSTREAMS=endpoint)
+    os.environ.update(BENCH_ENV, AWS_ENDPOINT_URL_DYNAMODB=endpoint, AWS_ENDPOINT_URL_DYNAMODB_STREAMS=endpoint)
     dynamodb = Process(
         "bench-operations-dynamodb",
         python("-m", "infra.dynamodb_server", "--port", str(dynamodb_port)),
