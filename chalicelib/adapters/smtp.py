@@ -16,9 +16,9 @@ class SmtpSender:
         self.timeout = timeout
 
     def send_batch(
-        self, messages: list[EmailMessage], on_delivered: Callable[[int], None] | None = None
+        self, messages: list[EmailMessage], on_delivered: Callable[[list[int]], None] | None = None
     ) -> list[Result]:
-        """One result per message; `on_delivered(index)` as soon as a message is accepted."""
+        """One result per message; `on_delivered([index])` as soon as a message is accepted."""
         if not messages:
             return []
         try:
@@ -30,7 +30,7 @@ class SmtpSender:
             for index, message in enumerate(messages):
                 results.append(self._send(smtp, message))
                 if on_delivered is not None and results[-1].outcome is Outcome.DELIVERED:
-                    on_delivered(index)
+                    on_delivered([index])
                 if results[-1].outcome is Outcome.RETRY and not _alive(smtp):
                     # The connection broke: the rest of the batch is retried, not failed.
                     results.extend([Result(Outcome.RETRY, "SMTP connection lost")] * (len(messages) - len(results)))

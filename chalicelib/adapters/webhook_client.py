@@ -19,6 +19,7 @@ from chalicelib.adapters import webhook_target
 from chalicelib.domain.delivery import Outcome, Result, http_result
 
 TIMEOUT_SECONDS = 10.0
+PER_HOST_REQUESTS = 10
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,23 @@ def pinned_url(target: webhook_target.Target) -> str:
 
 
 class WebhookClient:
-    def __init__(self, allow_private: bool, max_connections: int = 100) -> None:
+    def __init__(self, allow_private: bool, max_connections: int = 100, per_host: int = PER_HOST_REQUESTS) -> None:
         self.allow_private = allow_private
         self.max_connections = max_connections
+        self.per_host = per_host
         self._loop = asyncio.new_event_loop()
         self._client: Any = None
 
     def send_batch(
-        self, requests: list[WebhookRequest], on_delivered: Callable[[int], None] | None = None
+        self, requests: list[WebhookRequest], on_delivered: Callable[[list[int]], None] | None = None
     ) -> list[Result]:
-        """One result per request; `on_delivered(index)` as soon as a request succeeds."""
+        """One result per request; `on_delivered(indexes)` as soon as requests succeed."""
         if not requests:
             return []
         return self._loop.run_until_complete(self._send_all(requests, on_delivered))
 
     async def _send_all(
-        self, requests: list[WebhookRequest], on_delivered: Callable[[int], None] | None = None
+        self, requests: list[WebhookRequest], on_delivered: Callable[[list[int]], None] | None = None
     ) -> list[Result]:
         import httpx
 
@@ -80,21 +82,28 @@ class WebhookClient:
                 ),
                 trust_env=False,
             )
-        return list(await asyncio.gather(*(self._send_one(i, r, on_delivered) for i, r in enumerate(requests))))
+        # Per destination, at most `per_host` requests at a time: a slow receiver occupies
+        # its own slots only, and the pool never queues a whole batch (httpcore scans its
+        # queue against every connection at each step, which costs more than the requests).
+        slots: dict[tuple[str, str, int], asyncio.Semaphore] = {}
+        tasks = [asyncio.ensure_future(self._send(r, slots)) for r in requests]
+        position = {task: index for index, task in enumerate(tasks)}
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            delivered = sorted(position[t] for t in done if t.result().outcome is Outcome.DELIVERED)
+            if on_delivered is not None and delivered:
+                on_delivered(delivered)
+        return [task.result() for task in tasks]
 
-    async def _send_one(
-        self, index: int, request: WebhookRequest, on_delivered: Callable[[int], None] | None
-    ) -> Result:
-        result = await self._send(request)
-        if on_delivered is not None and result.outcome is Outcome.DELIVERED:
-            on_delivered(index)
-        return result
-
-    async def _send(self, request: WebhookRequest) -> Result:
+    async def _send(self, request: WebhookRequest, slots: dict[tuple[str, str, int], asyncio.Semaphore]) -> Result:
         import httpx
 
         try:
-            target = webhook_target.check(request.url, self.allow_private)
+            # In a thread: a slow DNS answer for one webhook must not stall the event loop.
+            target = await asyncio.get_running_loop().run_in_executor(
+                None, webhook_target.check, request.url, self.allow_private
+            )
         except webhook_target.Unresolvable as error:
             return Result(Outcome.RETRY, str(error))
         except webhook_target.UnsafeTarget as error:
@@ -102,10 +111,12 @@ class WebhookClient:
         host_header = urlsplit(request.url).netloc.rsplit("@", 1)[-1]
         headers = {**request.headers, "Host": host_header, "Content-Type": "application/json"}
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        slot = slots.setdefault((target.scheme, target.addresses[0], target.port), asyncio.Semaphore(self.per_host))
         try:
-            response = await self._client.post(
-                pinned_url(target), content=request.body, headers=headers, extensions=extensions
-            )
+            async with slot:
+                response = await self._client.post(
+                    pinned_url(target), content=request.body, headers=headers, extensions=extensions
+                )
         except httpx.TimeoutException:
             return Result(Outcome.RETRY, "timed out")
         except httpx.TransportError as error:

@@ -33,8 +33,8 @@ class Channel(Protocol):
 
     def wants(self, event: dict) -> bool: ...
 
-    def send(self, jobs: list[Job], delivered: Callable[[Job], None]) -> list[Result]:
-        """One result per job, in order; `delivered(job)` the moment a job's send succeeds."""
+    def send(self, jobs: list[Job], delivered: Callable[[list[Job]], None]) -> list[Result]:
+        """One result per job, in order; `delivered(jobs)` the moment those jobs' sends succeed."""
         ...
 
     def on_gone(self, job: Job) -> None: ...
@@ -109,13 +109,13 @@ class Deliverer:
                 claimed.append(job)
         return claimed
 
-    def _done_early(self, job: Job) -> None:
-        """Mark a sent event done at once, not when the whole batch is over: a crash while
-        the rest of the batch is still sending must not send this one again."""
+    def _done_early(self, jobs: list[Job]) -> None:
+        """Mark sent events done at once, not when the whole batch is over: a crash while
+        the rest of the batch is still sending must not send these again."""
         try:
-            self.claims.complete([job.event_id], self.channel.name)
-        except Exception:  # the end of the batch marks it again
-            log.warning("could not mark %s delivery of %s done yet", self.channel.name, job.event_id, exc_info=True)
+            self.claims.complete([job.event_id for job in jobs], self.channel.name)
+        except Exception:  # the end of the batch marks them again
+            log.warning("could not mark %d %s deliveries done yet", len(jobs), self.channel.name, exc_info=True)
 
     def _job(self, message: InboundMessage) -> Job | None:
         try:

@@ -73,7 +73,7 @@ class EmailChannel:
     def wants(self, event: dict) -> bool:
         return bool(event.get("email"))
 
-    def send(self, jobs: list[Job], delivered: Callable[[Job], None]) -> list[Result]:
+    def send(self, jobs: list[Job], delivered: Callable[[list[Job]], None]) -> list[Result]:
         composed: list[EmailMessage | None] = []
         for job in jobs:
             try:
@@ -81,7 +81,9 @@ class EmailChannel:
             except (ValueError, TypeError, KeyError):
                 composed.append(None)
         sendable = [(j, m) for j, m in zip(jobs, composed, strict=True) if m is not None]
-        sent = iter(self.sender.send_batch([m for _, m in sendable], lambda i: delivered(sendable[i][0])))
+        sent = iter(
+            self.sender.send_batch([m for _, m in sendable], lambda done: delivered([sendable[i][0] for i in done]))
+        )
         return [next(sent) if m is not None else Result(Outcome.FAILED, "invalid email message") for m in composed]
 
     def on_gone(self, job: Job) -> None:

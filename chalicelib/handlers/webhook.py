@@ -56,7 +56,7 @@ class WebhookChannel:
     def wants(self, event: dict) -> bool:
         return bool(event.get("webhook_url"))
 
-    def send(self, jobs: list[Job], delivered: Callable[[Job], None]) -> list[Result]:
+    def send(self, jobs: list[Job], delivered: Callable[[list[Job]], None]) -> list[Result]:
         results: list[Result | None] = []
         requests: list[WebhookRequest] = []
         requested: list[Job] = []
@@ -77,7 +77,7 @@ class WebhookChannel:
             )
             requested.append(job)
             results.append(None)
-        sent = iter(self.client.send_batch(requests, lambda i: delivered(requested[i])))
+        sent = iter(self.client.send_batch(requests, lambda done: delivered([requested[i] for i in done])))
         return [r if r is not None else next(sent) for r in results]
 
     def on_gone(self, job: Job) -> None:

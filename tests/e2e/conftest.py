@@ -285,7 +285,8 @@ class E2E:
     def start_relay(self) -> Process:
         process = self._process("relay", "-m", "consumers.relay", "--idle", "0.1").start()
         self.relay = process
-        wait_until(lambda: _logged(process, "relay polling"), 30, "the relay to start")
+        # Its first log line comes once it is built and about to read the outbox.
+        wait_until(lambda: _logged(process, " relay INFO "), 30, "the relay to start")
         return process
 
     def start_pollers(self, channel: str, count: int = 1, *options: str) -> list[Process]:
@@ -476,4 +477,5 @@ def e2e(e2e_session: E2E, request: pytest.FixtureRequest) -> Iterator[E2E]:
     counts = marker.kwargs if marker else {}
     e2e_session.reset(email_pollers=counts.get("email", 1), webhook_pollers=counts.get("webhook", 1))
     yield e2e_session
+    e2e_session.receiver.open_gate()  # nothing left waiting on a held answer
     e2e_session.stop_all()

@@ -27,7 +27,13 @@ from chalicelib.adapters import redis_keys
 from chalicelib.adapters.redis_delivery import DONE, Claim, DeliveryClaims
 from chalicelib.adapters.redis_subscriptions import RedisSubscriptions
 from chalicelib.adapters.smtp import SmtpSender
-from chalicelib.adapters.webhook_client import TIMEOUT_SECONDS, WebhookClient, WebhookRequest, _retry_after
+from chalicelib.adapters.webhook_client import (
+    PER_HOST_REQUESTS,
+    TIMEOUT_SECONDS,
+    WebhookClient,
+    WebhookRequest,
+    _retry_after,
+)
 from chalicelib.config import Settings
 from chalicelib.domain import delivery
 from chalicelib.domain.delivery import Outcome, Result, RetryPolicy, http_result
@@ -130,7 +136,7 @@ class ScriptedChannel:
     def wants(self, event: dict) -> bool:
         return bool(event.get("webhook_url"))
 
-    def send(self, jobs: list[Job], delivered: Callable[[Job], None]) -> list[Result]:
+    def send(self, jobs: list[Job], delivered: Callable[[list[Job]], None]) -> list[Result]:
         results = []
         for job in jobs:
             if self.crash_after is not None and len(self.sent) >= self.crash_after:
@@ -138,7 +144,7 @@ class ScriptedChannel:
             self.sent.append(job.event_id)
             result = self.script.get(job.event_id, Result(Outcome.DELIVERED))
             if result.outcome is Outcome.DELIVERED:
-                delivered(job)
+                delivered([job])
             results.append(result)
         return results
 
@@ -473,7 +479,7 @@ class FakeSmtp:
         results = self.results[: len(messages)]
         for index, result in enumerate(results):
             if result.outcome is Outcome.DELIVERED and on_delivered:
-                on_delivered(index)
+                on_delivered([index])
         return results
 
 
@@ -498,7 +504,7 @@ def test_an_email_that_cannot_be_composed_fails_alone():
     jobs = [job(promotion("a")), job(broken), job(promotion("b"))]
     delivered: list[str] = []
 
-    results = channel.send(jobs, lambda j: delivered.append(j.event_id))
+    results = channel.send(jobs, lambda done: delivered.extend(j.event_id for j in done))
 
     assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.FAILED, Outcome.DELIVERED]
     assert len(smtp.batches) == 1 and len(smtp.batches[0]) == 2
@@ -544,7 +550,7 @@ def test_one_smtp_connection_carries_a_whole_batch(smtp_server):
     mails = [compose(promotion(f"e{n}", email=a), SENDER, f"e{n}") for n, a in enumerate(addresses)]
     delivered: list[int] = []
 
-    results = SmtpSender("127.0.0.1", port).send_batch(mails, delivered.append)
+    results = SmtpSender("127.0.0.1", port).send_batch(mails, delivered.extend)
 
     assert [r.outcome for r in results] == [
         Outcome.DELIVERED,
@@ -615,7 +621,7 @@ class FakeWebhookClient:
         results = [http_result(self.status) for _ in requests]
         for index, result in enumerate(results):
             if result.outcome is Outcome.DELIVERED and on_delivered:
-                on_delivered(index)
+                on_delivered([index])
         return results
 
 
@@ -639,7 +645,7 @@ def test_the_webhook_channel_signs_with_each_subscription_secret_and_skips_stale
     ]
     delivered: list[str] = []
 
-    results = channel.send(jobs, lambda j: delivered.append(j.event_id))
+    results = channel.send(jobs, lambda done: delivered.extend(j.event_id for j in done))
 
     assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.DELIVERED, Outcome.SKIPPED, Outcome.SKIPPED]
     assert delivered == ["e1", "e2"]
@@ -696,7 +702,12 @@ class ScriptedReceiver(BaseHTTPRequestHandler):
         self.server.hits.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts[0] == "slow":
+            with self.server.lock:
+                self.server.busy += 1
+                self.server.most_busy = max(self.server.most_busy, self.server.busy)
             time.sleep(float(parts[1]))
+            with self.server.lock:
+                self.server.busy -= 1
             status, extra = 200, {}
         elif parts[0] == "redirect":
             status, extra = 302, {"Location": "/status/200"}
@@ -720,16 +731,25 @@ class Receiver(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def receiver() -> Iterator[ThreadingHTTPServer]:
-    server = Receiver(("127.0.0.1", 0), ScriptedReceiver)
-    server.hits = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
+def receivers() -> Iterator[Callable[[], Receiver]]:
+    started: list[Receiver] = []
+
+    def start() -> Receiver:
+        server = Receiver(("127.0.0.1", 0), ScriptedReceiver)
+        server.hits, server.lock, server.busy, server.most_busy = [], threading.Lock(), 0, 0
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver(receivers) -> Receiver:
+    return receivers()
 
 
 def test_the_client_classifies_real_responses_and_follows_no_redirect(receiver):
@@ -739,7 +759,7 @@ def test_the_client_classifies_real_responses_and_follows_no_redirect(receiver):
     delivered: list[int] = []
     try:
         results = client.send_batch(
-            [WebhookRequest(base + p, b"{}", {"webhook-id": "e1"}) for p in paths], delivered.append
+            [WebhookRequest(base + p, b"{}", {"webhook-id": "e1"}) for p in paths], delivered.extend
         )
     finally:
         client.close()
@@ -770,7 +790,9 @@ def test_a_slow_endpoint_does_not_hold_back_the_rest_of_the_batch(receiver):
     done_at: dict[int, float] = {}
     started = time.monotonic()
     try:
-        results = client.send_batch(requests, lambda i: done_at.setdefault(i, time.monotonic() - started))
+        results = client.send_batch(
+            requests, lambda done: [done_at.setdefault(i, time.monotonic() - started) for i in done]
+        )
     finally:
         client.close()
 
@@ -778,6 +800,26 @@ def test_a_slow_endpoint_does_not_hold_back_the_rest_of_the_batch(receiver):
     assert done_at[0] >= 1.0
     # The fast ones were done (and marked) long before the slow one answered.
     assert max(done_at[i] for i in range(1, 21)) < 0.8
+
+
+def test_a_slow_receiver_gets_a_few_requests_at_a_time_and_the_others_do_not_wait(receivers):
+    slow, fast = receivers(), receivers()
+    requests = [WebhookRequest(f"http://127.0.0.1:{slow.server_address[1]}/slow/0.4", b"{}", {}) for _ in range(20)]
+    requests += [WebhookRequest(f"http://127.0.0.1:{fast.server_address[1]}/status/200", b"{}", {}) for _ in range(20)]
+    client = WebhookClient(allow_private=True)
+    done_at: dict[int, float] = {}
+    started = time.monotonic()
+    try:
+        results = client.send_batch(
+            requests, lambda done: [done_at.setdefault(i, time.monotonic() - started) for i in done]
+        )
+    finally:
+        client.close()
+
+    assert all(r.outcome is Outcome.DELIVERED for r in results)
+    assert slow.most_busy == PER_HOST_REQUESTS  # 20 requests, in two waves of 10
+    assert max(done_at[i] for i in range(20)) >= 0.8
+    assert max(done_at[i] for i in range(20, 40)) < 0.4
 
 
 def test_connection_errors_and_refused_targets():
