@@ -9,8 +9,8 @@ titan-bench-delivery-*), uses Redis database 7 and the RabbitMQ virtual host
 titan-bench-delivery (created if missing, removed afterwards), a local HTTP receiver
 (asyncio, keep-alive, verifies every signature) and a local aiosmtpd server, each in a
 process of its own. Each measurement publishes ready-made event bodies to the exchange
-as the relay does; outbox rows and subscriptions exist, so the handlers run their whole
-path (claims, subscription lookup, signing, sending, history), fed by the real pollers
+as the relay does; the subscriptions exist, so the handlers run their whole path
+(claims, subscription lookup, signing, sending, history), fed by the real pollers
 (`consumers.rmq_poller` with the Procfile's settings). The naive consumer takes one
 message at a time (prefetch 1), looks up the secret, signs, and POSTs over a new
 connection per message. A last section runs the handlers in-process on batches of 100
@@ -285,7 +285,7 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Batch:
-    """Ready-made events: their message bodies and outbox keys."""
+    """Ready-made events: their message bodies."""
 
     bodies: list[bytes]
 
@@ -296,7 +296,6 @@ class Batch:
 
 class Bench:
     def __init__(self, env: dict[str, str], webhook: Receiver, smtp: Receiver) -> None:
-        from chalicelib.adapters.dynamodb import DynamoCatalog
         from chalicelib.adapters.publisher import ConfirmedPublisher
         from chalicelib.config import get_settings
 
@@ -304,7 +303,6 @@ class Bench:
         self.webhook = webhook
         self.smtp = smtp
         self.settings = get_settings()
-        self.catalog = DynamoCatalog(self.settings)
         self.publisher = ConfirmedPublisher(self.settings.amqp_url)
         self.processes: list[Process] = []
         self._student = 1000
@@ -312,9 +310,8 @@ class Bench:
     # events
 
     def events(self, count: int, delay: float = 0.0) -> Batch:
-        """`count` promotions with outbox rows and email + webhook subscriptions, the
-        webhooks spread over the receiver's ports that answer after `delay`."""
-        from chalicelib.adapters.dynamodb import outbox_item
+        """`count` promotions of students with email + webhook subscriptions, the webhooks
+        spread over the receiver's ports that answer after `delay`."""
         from chalicelib.adapters.redis_client import connect
         from chalicelib.adapters.redis_subscriptions import RedisSubscriptions
         from chalicelib.domain import events
@@ -323,7 +320,7 @@ class Bench:
 
         subscriptions = RedisSubscriptions(connect())
         ports = self.webhook.ports(delay)
-        bodies, rows = [], []
+        bodies = []
         for n in range(count):
             self._student += 1
             student = self._student
@@ -331,17 +328,8 @@ class Bench:
             url = f"http://127.0.0.1:{ports[n % len(ports)]}/hooks/enrollment"
             subscriptions.add(Subscription(student, 4, email, url, (events.PROMOTED,), "2026-12-01T00:00:00Z", SECRET))
             event = events.promoted(student, 4, CLASS_NAME, 1, Contact(email=email, webhook_url=url))
-            row = outbox_item(event)
-            row.pop("unpublished")  # published here, not by a relay
-            rows.append(row)
             bodies.append(json.dumps(event.body(), separators=(",", ":")).encode())
-        self.catalog.batch_write(self.settings.outbox_table, puts=rows)
         return Batch(bodies)
-
-    def forget(self, batch: Batch) -> None:
-        """Delete the batch's outbox rows: moto's transactions copy whole tables, so a
-        growing outbox would slow every later measurement down."""
-        self.catalog.batch_write(self.settings.outbox_table, deletes=[{"event_id": e} for e in batch.ids])
 
     # consumers
 
@@ -359,9 +347,7 @@ class Bench:
         ]
         try:
             self._wait(lambda: self.consumers(topology.queue(channel)) >= count, f"{channel} pollers")
-            warm = self.events(WARMUP)
-            self.collect(self.receiver(channel), set(self.publish(warm.bodies)))
-            self.forget(warm)
+            self.collect(self.receiver(channel), set(self.publish(self.events(WARMUP).bodies)))
             yield
         finally:
             for process in started:
@@ -479,18 +465,15 @@ def run(bench: Bench, args: argparse.Namespace) -> list[Measurement]:
             results.append(bench.measure(channel, "poller", "burst", burst))
     with bench.naive():
         results.append(bench.measure("webhook", "naive", "burst", burst))
-    bench.forget(burst)
 
     burst = bench.events(args.events)
     with bench.pollers("webhook", 2):
         results.append(bench.measure("webhook", "2 pollers", "burst", burst))
-    bench.forget(burst)
 
     paced = bench.events(int(args.paced_rate * args.paced_seconds))
     for channel in ("webhook", "email"):
         with bench.pollers(channel, 1):
             results.append(bench.measure(channel, "poller", f"paced {args.paced_rate:.0f}/s", paced, args.paced_rate))
-    bench.forget(paced)
 
     slow = bench.events(args.slow_events, args.slow_ms / 1000)
     load = f"burst, endpoints answering in {args.slow_ms:.0f} ms"
@@ -498,7 +481,6 @@ def run(bench: Bench, args: argparse.Namespace) -> list[Measurement]:
         results.append(bench.measure("webhook", "poller", load, slow))
     with bench.naive():
         results.append(bench.measure("webhook", "naive", load, slow))
-    bench.forget(slow)
     return results
 
 
@@ -552,8 +534,6 @@ def breakdown(bench: Bench) -> dict[str, dict[str, float]]:
         messages = BREAKDOWN_BATCHES * 100
         shares[channel] = {label: seconds * 1000 / messages for label, seconds in spent.items()}
         shares[channel]["whole handler"] = total * 1000 / messages
-        for made, _ in batches:
-            bench.forget(made)
     return shares
 
 
@@ -584,9 +564,7 @@ def report(results: list[Measurement], shares: dict[str, dict[str, float]], args
         "publish to the receipt; in a burst it includes the wait behind earlier messages. The naive consumer "
         "takes one message at a time, looks up the secret, signs, and POSTs over a new connection per "
         "message, with no claims and no history. `again`: deliveries beyond the first of an event; "
-        "`invalid`: signatures that did not verify. The bench's outbox table has no stream (no relay "
-        "reads it here): moto keeps every stream record with the table and copies the table for each "
-        "item of a transaction, which would slow the history writes down as the run goes on.",
+        "`invalid`: signatures that did not verify.",
         "",
         "| channel | consumer | load | messages | seconds | deliveries/s | p50 ms | p99 ms | again | invalid |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -615,22 +593,6 @@ def report(results: list[Measurement], shares: dict[str, dict[str, float]], args
         lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     lines.append("")
     return "\n".join(lines)
-
-
-def without_stream(settings: Any) -> None:
-    """The outbox again, without its stream (no relay reads it here): moto keeps every
-    stream record with the table and deep-copies the table for each item of a transaction,
-    so history writes would slow down as the run goes on, which DynamoDB's do not."""
-    from chalicelib.adapters import aws, tables
-
-    client = aws.client("dynamodb")
-    (definition,) = [d for d in tables.definitions(settings) if d["TableName"] == settings.outbox_table]
-    client.delete_table(TableName=settings.outbox_table)
-    client.get_waiter("table_not_exists").wait(TableName=settings.outbox_table)
-    client.create_table(
-        BillingMode="PAY_PER_REQUEST", **{k: v for k, v in definition.items() if k != "StreamSpecification"}
-    )
-    client.get_waiter("table_exists").wait(TableName=settings.outbox_table)
 
 
 def _rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
@@ -678,7 +640,6 @@ def main() -> None:
         wait_for_port(dynamodb_port)
         settings = get_settings()
         recreate_tables(settings)
-        without_stream(settings)
         reset_broker(settings)
         connect().flushdb()
         bench = Bench(env, webhook, smtp)
