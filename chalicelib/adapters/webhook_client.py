@@ -71,22 +71,14 @@ class WebhookClient:
     async def _send_all(
         self, requests: list[WebhookRequest], on_delivered: Callable[[list[int]], None] | None = None
     ) -> list[Result]:
-        import httpx
+        import aiohttp
 
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(TIMEOUT_SECONDS),
-                follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=self.max_connections, max_keepalive_connections=self.max_connections
-                ),
-                trust_env=False,
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.per_host),
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
             )
-        # Per destination, at most `per_host` requests at a time: a slow receiver occupies
-        # its own slots only, and the pool never queues a whole batch (httpcore scans its
-        # queue against every connection at each step, which costs more than the requests).
-        slots: dict[tuple[str, str, int], asyncio.Semaphore] = {}
-        tasks = [asyncio.ensure_future(self._send(r, slots)) for r in requests]
+        tasks = [asyncio.ensure_future(self._send(r)) for r in requests]
         position = {task: index for index, task in enumerate(tasks)}
         pending = set(tasks)
         while pending:
@@ -96,11 +88,10 @@ class WebhookClient:
                 on_delivered(delivered)
         return [task.result() for task in tasks]
 
-    async def _send(self, request: WebhookRequest, slots: dict[tuple[str, str, int], asyncio.Semaphore]) -> Result:
-        import httpx
+    async def _send(self, request: WebhookRequest) -> Result:
+        import aiohttp
 
         try:
-            # In a thread: a slow DNS answer for one webhook must not stall the event loop.
             target = await asyncio.get_running_loop().run_in_executor(
                 None, webhook_target.check, request.url, self.allow_private
             )
@@ -110,20 +101,19 @@ class WebhookClient:
             return Result(Outcome.FAILED, f"refused: {error}")
         host_header = urlsplit(request.url).netloc.rsplit("@", 1)[-1]
         headers = {**request.headers, "Host": host_header, "Content-Type": "application/json"}
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        slot = slots.setdefault((target.scheme, target.addresses[0], target.port), asyncio.Semaphore(self.per_host))
+        extra = {"server_hostname": target.host} if target.scheme == "https" else {}
         try:
-            async with slot:
-                response = await self._client.post(
-                    pinned_url(target), content=request.body, headers=headers, extensions=extensions
-                )
-        except httpx.TimeoutException:
+            async with self._client.post(
+                pinned_url(target), data=request.body, headers=headers, allow_redirects=False, **extra
+            ) as response:
+                await response.read()
+                return http_result(response.status, _retry_after(response.headers.get("Retry-After")))
+        except TimeoutError:
             return Result(Outcome.RETRY, "timed out")
-        except httpx.TransportError as error:
+        except aiohttp.ClientError as error:
             return Result(Outcome.RETRY, f"connection error: {type(error).__name__}")
-        return http_result(response.status_code, _retry_after(response.headers.get("Retry-After")))
 
     def close(self) -> None:
         if self._client is not None:
-            self._loop.run_until_complete(self._client.aclose())
+            self._loop.run_until_complete(self._client.close())
             self._client = None
