@@ -1,7 +1,8 @@
 """Exactly-once effect: one Redis key per (event id, channel).
 
 `pending:<token>` with a short lease while an attempt runs (a crash before sending
-frees it when the lease ends); `done` once the attempt has a final result, kept longer
+frees it when the lease ends); `done` once the event was sent, `finished` once it ended
+without being sent (failed for good, or nothing left to send). Either is kept longer
 than the whole retry window so any later copy of the message is recognised.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from chalicelib.adapters import redis_keys as keys
 
 DONE = "done"
+FINISHED = "finished"
 
 # KEYS: delivery key. ARGV: token. Deletes the key only if this token holds it.
 _RELEASE = """
@@ -24,7 +26,8 @@ return 0
 
 class Claim(enum.Enum):
     CLAIMED = "claimed"
-    DONE = "done"
+    DONE = "done"  # sent
+    FINISHED = "finished"  # over without a send
     BUSY = "busy"
 
 
@@ -52,13 +55,14 @@ class DeliveryClaims:
             if ok:
                 claims.append((Claim.CLAIMED, token))
             else:
-                claims.append((Claim.DONE if next(held) == DONE else Claim.BUSY, token))
+                claims.append(({DONE: Claim.DONE, FINISHED: Claim.FINISHED}.get(next(held), Claim.BUSY), token))
         return claims
 
-    def complete(self, event_ids: list[str], channel: str) -> None:
+    def complete(self, event_ids: list[str], channel: str, final: str = DONE) -> None:
+        """Mark the events `final` on this channel: DONE once sent, FINISHED otherwise."""
         pipe = self.redis.pipeline(transaction=False)
         for event_id in event_ids:
-            pipe.set(keys.delivery(event_id, channel), DONE, ex=self.done_ttl_seconds)
+            pipe.set(keys.delivery(event_id, channel), final, ex=self.done_ttl_seconds)
         pipe.execute()
 
     def release(self, event_id: str, channel: str, token: str) -> None:

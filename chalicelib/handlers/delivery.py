@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chalicelib.adapters.redis_delivery import Claim, DeliveryClaims
+from chalicelib.adapters.redis_delivery import FINISHED, Claim, DeliveryClaims
 from chalicelib.domain import delivery
 from chalicelib.domain.delivery import Outcome, Result, RetryPolicy
 from chalicelib.handlers import rmq_event
@@ -75,11 +75,13 @@ class Deliverer:
         report = BatchReport()
         jobs = self._claimable(rmq_event.parse(event), report)
         results = self.channel.send(jobs, self._done_early) if jobs else []
-        finished: list[str] = []
+        sent: list[str] = []
+        unsent: list[str] = []
         for job, result in zip(jobs, results, strict=True):
             if self._settle(job, result, report):
-                finished.append(job.event_id)
-        self.claims.complete(finished, self.channel.name)
+                (sent if result.outcome is Outcome.DELIVERED else unsent).append(job.event_id)
+        self.claims.complete(sent, self.channel.name)
+        self.claims.complete(unsent, self.channel.name, FINISHED)
         self._record(report)
         return report
 
@@ -98,6 +100,13 @@ class Deliverer:
         claimed: list[Job] = []
         for job, (state, token) in zip(jobs, claims, strict=True):
             if state is Claim.DONE:
+                report.duplicates += 1
+                if job.message.redelivered:
+                    # The broker gives a message back when its handler died before the
+                    # acknowledgement: perhaps after the send was marked done but before it
+                    # was recorded. Record it (again: the same attempt, the same outcome).
+                    report.outcomes.append((job.event_id, delivery.DELIVERED, job.message.attempt, None))
+            elif state is Claim.FINISHED:
                 report.duplicates += 1
             elif state is Claim.BUSY:
                 # Another attempt holds it, or one crashed before sending: look again

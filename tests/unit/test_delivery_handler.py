@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chalicelib.adapters import redis_keys
-from chalicelib.adapters.redis_delivery import DONE, Claim, DeliveryClaims
+from chalicelib.adapters.redis_delivery import DONE, FINISHED, Claim, DeliveryClaims
 from chalicelib.adapters.redis_subscriptions import RedisSubscriptions
 from chalicelib.adapters.smtp import SmtpSender
 from chalicelib.adapters.webhook_client import (
@@ -236,7 +236,7 @@ def test_the_last_attempt_goes_to_the_dead_letter_queue_as_failed(rig):
     assert r.requeue.retries == []
     (dead,) = r.requeue.dead
     assert (dead["channel"], dead["message_id"], dead["attempts"], dead["error"]) == ("webhook", "e1", 3, "HTTP 500")
-    assert r.claim_state("e1") == DONE
+    assert r.claim_state("e1") == FINISHED
     assert report.failed == 1
     assert r.history.lines == [("webhook", "e1", delivery.FAILED, 3, "HTTP 500")]
 
@@ -257,7 +257,7 @@ def test_gone_drops_the_webhook_and_is_never_retried(rig):
     assert r.channel.gone == ["e1"]
     assert r.requeue.retries == []
     assert [d["message_id"] for d in r.requeue.dead] == ["e1"]
-    assert r.claim_state("e1") == DONE
+    assert r.claim_state("e1") == FINISHED
     (line,) = r.history.lines
     assert line[2] == delivery.FAILED
     assert "410" in line[4]
@@ -273,7 +273,8 @@ def test_a_copy_of_a_finished_event_is_not_sent_again(rig):
     assert r.channel.sent == ["e1"]
     assert report.duplicates == 2
     assert r.requeue.retries == r.requeue.dead == []
-    assert len(r.history.lines) == 1
+    # The redelivered copy may write the history again, never anything else.
+    assert set(r.history.lines) == {("webhook", "e1", delivery.DELIVERED, 1, None)}
 
 
 def test_an_event_claimed_elsewhere_waits_without_counting_an_attempt(rig):
@@ -345,7 +346,7 @@ def test_one_failing_message_does_not_touch_the_others_of_its_batch(rig):
         "ok-1": DONE,
         "ok-2": DONE,
         "ok-3": DONE,
-        "broken": DONE,
+        "broken": FINISHED,
         "retry": None,
         "no-webhook": None,
     }
@@ -375,6 +376,34 @@ def test_events_sent_before_a_crash_in_the_middle_of_a_batch_are_not_sent_again(
 
     assert r.channel.sent == ["e0", "e1", "e2", "e3"]
     assert (report.duplicates, report.delivered) == (2, 2)
+    # The crash came before the history was written: the copies given back record it.
+    assert sorted(line[1:] for line in r.history.lines) == [(f"e{n}", delivery.DELIVERED, 1, None) for n in range(4)]
+
+
+def test_a_send_recorded_before_the_crash_is_recorded_again_the_same_way(rig):
+    """Killed after recording, before acknowledging: the copy given back (redelivered)
+    writes the same outcome again; a copy the relay published twice writes nothing."""
+    r = rig()
+    r.deliverer.handle(rmq(message(promotion("e1"), attempt=2)))
+
+    again = r.deliverer.handle(rmq(message(promotion("e1"), attempt=2, redelivered=True)))
+    twice = r.deliverer.handle(rmq(message(promotion("e1"))))
+
+    assert r.channel.sent == ["e1"]
+    assert (again.duplicates, twice.duplicates) == (1, 1)
+    assert r.history.lines == [("webhook", "e1", delivery.DELIVERED, 2, None)] * 2
+
+
+def test_a_copy_of_an_event_that_was_never_sent_records_nothing(rig):
+    r = rig({"e1": Result(Outcome.FAILED, "HTTP 404")})
+    r.deliverer.handle(rmq(message(promotion("e1"))))
+
+    report = r.deliverer.handle(rmq(message(promotion("e1"), redelivered=True)))
+
+    assert r.channel.sent == ["e1"]
+    assert report.duplicates == 1
+    assert r.history.lines == [("webhook", "e1", delivery.FAILED, 1, "HTTP 404")]
+    assert len(r.requeue.dead) == 1
 
 
 def test_a_history_outage_does_not_undo_or_repeat_deliveries(rig, caplog):
