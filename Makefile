@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 ENV := set -a && . infra/local.env && set +a &&
 
-.PHONY: run test bootstrap lint format bench load package clean
+.PHONY: run test bootstrap lint format bench load faults package clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,14 +34,26 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Each benchmark starts what it needs on ports, tables, a Redis database and a RabbitMQ
+# virtual host of its own, prints a table and saves it under bench/results/.
+BENCH := PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m
 bench: $(VENV)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.operations
+	$(BENCH) bench.operations
+	$(BENCH) bench.conditional_get
+	$(BENCH) bench.relay
+	$(BENCH) bench.delivery
+	$(BENCH) bench.cold_start
 
 # Mixed load on a stack of its own, then the invariants; report in bench/results/load.md.
 load: $(VENV)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.load --clients 24 --seconds 60
+	$(BENCH) bench.load --clients 24 --seconds 60
 
-# Deploy templates for AWS (CloudFormation/SAM and Terraform) in build/; see docs/deploying.md.
+# Broker connections closed, relay and pollers killed, receivers down, slow DynamoDB;
+# report in bench/results/faults.md.
+faults: $(VENV)/.installed
+	$(BENCH) bench.faults --kills 10
+
+# Deploy templates for AWS (CloudFormation/SAM and Terraform) in build/; see README, "Deploying to AWS".
 package: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m infra.package --out build
 

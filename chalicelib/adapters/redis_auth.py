@@ -28,10 +28,12 @@ return 0
 """
 
 # KEYS: the user's counter, the client's counter. A success clears the user's failures and
-# takes back its own count from the client's (never below zero, never creating the key).
+# takes back its own count from the client's (never below zero, never creating the key; a
+# counter that comes back to zero goes, so a successful login leaves nothing behind).
 _SUCCEEDED = """
 redis.call('DEL', KEYS[1])
-if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+local left = tonumber(redis.call('GET', KEYS[2]) or '0')
+if left > 1 then redis.call('DECR', KEYS[2]) else redis.call('DEL', KEYS[2]) end
 return 0
 """
 

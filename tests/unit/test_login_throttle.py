@@ -108,15 +108,33 @@ def test_sign_ins_do_not_use_up_the_addresss_allowance(auth):
 def test_a_success_resets_the_user_but_failures_still_count_for_the_address(auth):
     for _ in range(PER_USER - 1):
         with pytest.raises(Unauthorized):
-            auth.login("bob", "wrong", "203.0.113.60")
-    auth.login("bob", "right", "203.0.113.60")
+            auth.login("student7", "wrong", "203.0.113.60")
+    auth.login("student7", "right", "203.0.113.60")
     for _ in range(PER_USER - 1):
         with pytest.raises(Unauthorized):
-            auth.login("bob", "wrong", "203.0.113.61")
-    assert auth.login("bob", "right", "203.0.113.61")[0]
+            auth.login("student7", "wrong", "203.0.113.61")
+    assert auth.login("student7", "right", "203.0.113.61")[0]
     # The success did not wipe the address's failures: it reaches its limit with the rest.
     for n in range(PER_CLIENT - (PER_USER - 1)):
         with pytest.raises(Unauthorized):
-            auth.login(f"carol{n}", "wrong", "203.0.113.60")
+            auth.login(f"guesser{n}", "wrong", "203.0.113.60")
     with pytest.raises(TooManyAttempts):
-        auth.login("dave", "right", "203.0.113.60")
+        auth.login("latecomer", "right", "203.0.113.60")
+
+
+def test_a_successful_login_leaves_no_counter_behind():
+    redis = fakeredis.FakeRedis(decode_responses=True)
+    throttle = RedisLoginThrottle(redis, WINDOW, PER_USER, PER_CLIENT)
+    auth = AuthService(Accounts(), SlowHasher(), JwtCodec("unit-test-signing-key-0123456789abcdef", 60), throttle)
+
+    auth.login("student7", "right", "203.0.113.70")
+    assert redis.keys("*") == []
+
+    with pytest.raises(Unauthorized):
+        auth.login("student8", "wrong", "203.0.113.70")
+    auth.login("student7", "right", "203.0.113.70")
+    # The failure still counts for the address; the success took back only its own count.
+    assert {k: redis.get(k) for k in redis.keys("*")} == {
+        "auth:login-failures:user:student8": "1",
+        "auth:login-failures:client:203.0.113.70": "1",
+    }
