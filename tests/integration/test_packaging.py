@@ -380,8 +380,10 @@ def test_each_role_has_least_privilege(packaged: Packaged) -> None:
     assert {h for h, a in actions.items() if "mq:DescribeBroker" in a} == consumers
     assert all({"ec2:DescribeSecurityGroups", "ec2:DescribeVpcs"} <= actions[h] for h in consumers)
     assert {h for h, a in actions.items() if "dynamodb:GetRecords" in a} == {"app.relay_outbox"}
-    for consumer in consumers:  # delivery only records outcomes on the outbox item
-        assert {a for a in actions[consumer] if a.startswith("dynamodb:")} == {"dynamodb:UpdateItem"}
+    for consumer in consumers:  # delivery only records outcomes, in the deliveries table
+        assert {a for a in actions[consumer] if a.startswith("dynamodb:")} == {"dynamodb:BatchWriteItem"}
+        (history,) = [s for s in policies[consumer] if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+        assert "DeliveriesTable" in json.dumps(history["Resource"]), history
     assert not {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"} & actions["app.relay_outbox"]
 
     by_sid = {s["Sid"]: s for s in policies["app.app"]}
