@@ -4,7 +4,7 @@ the real Redis (database 15), bootstrap with the sample data, and `chalice local
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -105,3 +105,23 @@ def fresh(stack: Stack) -> Stack:
     """The stack reset to the sample data before the test."""
     stack.reset()
     return stack
+
+
+@pytest.fixture(scope="module")
+def sample(stack: Stack) -> Stack:
+    """The sample data, reset once for the read-only tests at the top of a module."""
+    stack.reset()
+    return stack
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Iterator[Callable[..., httpx.Response]]:
+    """`api(who, method, path, **httpx_kwargs)`: a request as `who` (a username, or None for
+    no token) on one kept-alive connection."""
+    with stack.client() as client:
+
+        def send(who: str | None, method: str, path: str, **kwargs) -> httpx.Response:
+            token = {"Authorization": f"Bearer {stack.token(who)}"} if who else {}
+            return client.request(method, path, headers={**token, **kwargs.pop("headers", {})}, **kwargs)
+
+        yield send

@@ -47,13 +47,6 @@ def get(client: httpx.Client, path: str, etag: str | None = None) -> httpx.Respo
     return client.get(path, headers={"If-None-Match": etag} if etag is not None else {})
 
 
-@pytest.fixture(scope="module")
-def sample(stack):
-    """The sample data, reset once for the tests below that only read."""
-    stack.reset()
-    return stack
-
-
 def test_demonstration_sequence_for_student_1(fresh):
     with fresh.client("student1") as student1:
         first = get(student1, ALL)

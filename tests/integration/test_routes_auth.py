@@ -10,37 +10,9 @@ import pytest
 
 from chalicelib.adapters.tokens import ISSUER
 from tests.conftest import TEST_ENV
+from tests.support.responses import error_code, ok
 
 SECRET = TEST_ENV["JWT_SECRET"]
-
-
-@pytest.fixture(scope="module")
-def api(stack):
-    """Send a request as `who` (a username, or None for no token) on one kept-alive connection."""
-    with stack.client() as client:
-        # chalice local sends a response in two writes; on a kept-alive connection the second
-        # waits for the client's delayed ACK (~40 ms). Closing after each answer sends it at once.
-        client.headers["Connection"] = "close"
-
-        def send(who, method, path, **kwargs):
-            token = {"Authorization": f"Bearer {stack.token(who)}"} if who else {}
-            return client.request(method, path, headers={**token, **kwargs.pop("headers", {})}, **kwargs)
-
-        yield send
-
-
-def ok(response, status: int = 200) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def error_code(response, status: int) -> str:
-    """The `code` of an error answer, after checking the API's one error shape."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}, body
-    assert body["message"]
-    return body["code"]
 
 
 def mint(secret: str = SECRET, algorithm: str = "HS256", **changes) -> str:

@@ -240,21 +240,6 @@ def baseline(stack) -> dict:
     return snapshot()
 
 
-@pytest.fixture(scope="module")
-def api(stack):
-    """Send a request as `who` (a username, or None for no token) on one kept-alive connection."""
-    with stack.client() as client:
-        # chalice local sends a response in two writes; on a kept-alive connection the second
-        # waits for the client's delayed ACK (~40 ms). Closing after each answer sends it at once.
-        client.headers["Connection"] = "close"
-
-        def send(who, method, path, **kwargs):
-            token = {"Authorization": f"Bearer {stack.token(who)}"} if who else {}
-            return client.request(method, path, headers={**token, **kwargs.pop("headers", {})}, **kwargs)
-
-        yield send
-
-
 def refused(response, status: int | None = None, code: str | None = None, *, app: bool = True) -> None:
     """A 4xx (the given one, if any) with a message; in the app's error shape when `app`."""
     where = f"{response.request.method} {response.request.url}"

@@ -8,9 +8,6 @@ import pytest
 @pytest.fixture(scope="module")
 def http(stack):
     with stack.client() as client:
-        # chalice local sends a response in two writes; on a kept-alive connection the second
-        # waits for the client's delayed ACK (~40 ms). Closing after each answer sends it at once.
-        client.headers["Connection"] = "close"
         yield client
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from chalicelib.adapters import redis_keys
 from chalicelib.adapters.redis_client import connect
+from tests.support.responses import enrolled, error_code, ok, waitlist
 
 NEW_CLASS = {
     "department": "CPSC",
@@ -28,57 +29,12 @@ FREEZE = "/registrar/automatic-enrollment/freeze"
 OPEN_CLASSES = [c for c in range(1, 17) if c != 10]
 
 
-@pytest.fixture(scope="module")
-def sample(stack):
-    """The sample data, reset once for the read-only tests at the top of this module."""
-    stack.reset()
-    return stack
-
-
-@pytest.fixture(scope="module")
-def api(stack):
-    """Send a request as `who` (a username, or None for no token) on one kept-alive connection."""
-    with stack.client() as client:
-        # chalice local sends a response in two writes; on a kept-alive connection the second
-        # waits for the client's delayed ACK (~40 ms). Closing after each answer sends it at once.
-        client.headers["Connection"] = "close"
-
-        def send(who, method, path, **kwargs):
-            token = {"Authorization": f"Bearer {stack.token(who)}"} if who else {}
-            return client.request(method, path, headers={**token, **kwargs.pop("headers", {})}, **kwargs)
-
-        yield send
-
-
-def ok(response, status: int = 200) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def error_code(response, status: int) -> str:
-    """The `code` of an error answer, after checking the API's one error shape."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}, body
-    assert body["message"]
-    return body["code"]
-
-
 def catalogue(api) -> dict[int, dict]:
     return {c["class_id"]: c for c in ok(api("registrar551", "GET", "/classes"))["classes"]}
 
 
 def waiting(api, class_id: int) -> list[int]:
-    body = ok(api("registrar551", "GET", f"/instructors/{500 + class_id}/classes/{class_id}/waitlist"))
-    return [entry["student_id"] for entry in body["waitlist"]]
-
-
-def enrolled(api, class_id: int) -> list[int]:
-    body = ok(api("registrar551", "GET", f"/instructors/{500 + class_id}/classes/{class_id}/enrollment"))
-    return [entry["student_id"] for entry in body["students"]]
-
-
-# -- refusals on the sample data ----------------------------------------------------
+    return [entry["student_id"] for entry in waitlist(api, class_id)]
 
 
 def test_capacity_cannot_go_below_the_enrolled_students(sample, api):
