@@ -136,7 +136,15 @@ def outbox_item(event: Event) -> dict[str, Any]:
     }
 
 
-class DynamoCatalog:
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+_BATCH_ATTEMPTS = 8
+
+
+class DynamoTables:
+    """What every DynamoDB adapter shares: the client, created on first use, and batch
+    calls that retry, with backoff, whatever DynamoDB leaves unprocessed."""
+
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
         self._client = client
@@ -147,6 +155,50 @@ class DynamoCatalog:
             self._client = aws.client("dynamodb")
         return self._client
 
+    def _batch_get_raw(self, requests: dict[str, dict]) -> dict[str, list[dict]]:
+        """One BatchGetItem (at most 100 keys in all), as raw items by table."""
+        found: dict[str, list[dict]] = {}
+        pending = requests
+        for attempt in range(_BATCH_ATTEMPTS):
+            response = self.client.batch_get_item(RequestItems=pending)
+            for table, items in response.get("Responses", {}).items():
+                found.setdefault(table, []).extend(items)
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                return found
+            time.sleep(0.01 * 2**attempt)
+        raise RuntimeError("DynamoDB kept keys unprocessed")
+
+    def _batch_get(self, requests: dict[str, dict]) -> dict[str, list[dict]]:
+        return {table: [deserialize(i) for i in items] for table, items in self._batch_get_raw(requests).items()}
+
+    def _get_all_raw(self, table: str, keys: list[dict], **options: Any) -> list[dict]:
+        """Raw items of one table for any number of (serialized) keys, 100 to a request."""
+        found: list[dict] = []
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            request = {table: {"Keys": keys[start : start + BATCH_GET_LIMIT], **options}}
+            found.extend(self._batch_get_raw(request).get(table, []))
+        return found
+
+    def _write_all_raw(self, table: str, requests: list[dict]) -> None:
+        """BatchWriteItem of raw put/delete requests, 25 to a request."""
+        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+            pending = {table: requests[start : start + BATCH_WRITE_LIMIT]}
+            for attempt in range(_BATCH_ATTEMPTS):
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(0.01 * 2**attempt)
+            else:
+                raise RuntimeError("DynamoDB kept items unprocessed")
+
+    def batch_write(self, table: str, puts: list[dict] = (), deletes: list[dict] = ()) -> None:
+        requests = [{"PutRequest": {"Item": serialize(i)}} for i in puts]
+        requests += [{"DeleteRequest": {"Key": serialize(k)}} for k in deletes]
+        self._write_all_raw(table, requests)
+
+
+class DynamoCatalog(DynamoTables):
     # -- reads ----------------------------------------------------------------------
 
     def load(
@@ -194,8 +246,8 @@ class DynamoCatalog:
     def get_classes(self, class_ids: list[int]) -> list[ClassSection]:
         table = self.settings.classes_table
         sections: list[ClassSection] = []
-        for start in range(0, len(class_ids), 100):
-            chunk = class_ids[start : start + 100]
+        for start in range(0, len(class_ids), BATCH_GET_LIMIT):
+            chunk = class_ids[start : start + BATCH_GET_LIMIT]
             found = self._batch_get({table: {"Keys": [serialize({"class_id": c}) for c in chunk]}})
             sections.extend(section_from(i) for i in found.get(table, []))
         return sorted(sections, key=lambda s: s.class_id)
@@ -431,19 +483,6 @@ class DynamoCatalog:
         item = response.get("Item")
         return section_from(deserialize(item)) if item else None
 
-    def _batch_get(self, requests: dict[str, dict]) -> dict[str, list[dict]]:
-        found: dict[str, list[dict]] = {}
-        pending = requests
-        for attempt in range(8):
-            response = self.client.batch_get_item(RequestItems=pending)
-            for table, items in response.get("Responses", {}).items():
-                found.setdefault(table, []).extend(deserialize(i) for i in items)
-            pending = response.get("UnprocessedKeys") or {}
-            if not pending:
-                return found
-            time.sleep(0.01 * 2**attempt)
-        raise RuntimeError("DynamoDB kept keys unprocessed")
-
     def _query(self, **kwargs: Any) -> Iterator[dict]:
         while True:
             response = self.client.query(**kwargs)
@@ -451,20 +490,6 @@ class DynamoCatalog:
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def batch_write(self, table: str, puts: list[dict] = (), deletes: list[dict] = ()) -> None:
-        requests = [{"PutRequest": {"Item": serialize(i)}} for i in puts]
-        requests += [{"DeleteRequest": {"Key": serialize(k)}} for k in deletes]
-        for start in range(0, len(requests), 25):
-            pending = {table: requests[start : start + 25]}
-            for attempt in range(8):
-                response = self.client.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.01 * 2**attempt)
-            else:
-                raise RuntimeError("DynamoDB kept items unprocessed")
 
 
 def next_counter(client: Any, table: str, key_name: str, key: str, floor: int) -> int:
@@ -480,17 +505,7 @@ def next_counter(client: Any, table: str, key_name: str, key: str, floor: int) -
     return int(deserialize(response["Attributes"])["value"])
 
 
-class DynamoUsers:
-    def __init__(self, settings: Settings, client: Any = None) -> None:
-        self.settings = settings
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
-
+class DynamoUsers(DynamoTables):
     def get(self, user_id: int) -> User | None:
         response = self.client.get_item(
             TableName=self.settings.users_table, Key=serialize({"pk": user_key(user_id)}), ConsistentRead=True

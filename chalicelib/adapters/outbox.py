@@ -3,54 +3,12 @@ the deliveries table (each channel's latest outcome per event)."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-from chalicelib.adapters import aws
-from chalicelib.adapters.dynamodb import deserialize, serialize
+from chalicelib.adapters.dynamodb import DynamoTables, deserialize, serialize
 from chalicelib.adapters.tables import BY_STUDENT_INDEX, UNPUBLISHED_INDEX
-from chalicelib.config import Settings
 from chalicelib.domain.clock import now_iso
 
-BATCH_GET_LIMIT = 100
-BATCH_WRITE_LIMIT = 25
 
-
-class _Tables:
-    def __init__(self, settings: Settings, client: Any = None) -> None:
-        self.settings = settings
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
-
-    def _put_all(self, table: str, items: list[dict]) -> None:
-        """BatchWriteItem puts of raw (already serialized) items, retrying what is left over."""
-        for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            pending = {table: [{"PutRequest": {"Item": i}} for i in items[start : start + BATCH_WRITE_LIMIT]]}
-            for attempt in range(8):
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.01 * 2**attempt)
-            else:
-                raise RuntimeError("DynamoDB kept items unprocessed")
-
-    def _get_all(self, table: str, keys: list[dict], **options: Any) -> list[dict]:
-        found: list[dict] = []
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
-            request = {table: {"Keys": keys[start : start + BATCH_GET_LIMIT], **options}}
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                found.extend(response.get("Responses", {}).get(table, []))
-                request = response.get("UnprocessedKeys") or {}
-        return found
-
-
-class DynamoOutbox(_Tables):
+class DynamoOutbox(DynamoTables):
     def unpublished(self, limit: int) -> list[dict]:
         """The oldest unpublished events, as raw DynamoDB items (stream NewImage form)."""
         response = self.client.query(
@@ -65,7 +23,7 @@ class DynamoOutbox(_Tables):
 
     def still_unpublished(self, event_ids: list[str]) -> set[str]:
         """Which of these events are not yet marked published (a retried batch skips the rest)."""
-        items = self._get_all(
+        items = self._get_all_raw(
             self.settings.outbox_table,
             [serialize({"event_id": e}) for e in event_ids],
             ConsistentRead=True,
@@ -82,29 +40,27 @@ class DynamoOutbox(_Tables):
         """
         published_at = serialize({"published_at": now_iso(precise=True)})
         marked = [{**{k: v for k, v in image.items() if k != "unpublished"}, **published_at} for image in images]
-        self._put_all(self.settings.outbox_table, marked)
+        self._write_all_raw(self.settings.outbox_table, [{"PutRequest": {"Item": i}} for i in marked])
 
 
-class DeliveryHistory(_Tables):
+class DeliveryHistory(DynamoTables):
     """Per-channel delivery outcomes, one row per (event, channel)."""
 
     def record(self, channel: str, outcomes: list[tuple[str, str, int, str | None]]) -> None:
         """Store (event id, status, attempts, last error) for each event on `channel`."""
         now = now_iso()
         rows = [
-            serialize(
-                {
-                    "event_id": event_id,
-                    "channel": channel,
-                    "status": status,
-                    "attempts": attempts,
-                    "last_error": error,
-                    "updated_at": now,
-                }
-            )
+            {
+                "event_id": event_id,
+                "channel": channel,
+                "status": status,
+                "attempts": attempts,
+                "last_error": error,
+                "updated_at": now,
+            }
             for event_id, status, attempts, error in outcomes
         ]
-        self._put_all(self.settings.deliveries_table, rows)
+        self.batch_write(self.settings.deliveries_table, puts=rows)
 
     def of_student(self, student_id: int, limit: int = 100) -> list[dict]:
         """The student's events, newest first, each with `deliveries` by channel."""
@@ -118,7 +74,7 @@ class DeliveryHistory(_Tables):
         )
         events = [deserialize(item) for item in response.get("Items", [])]
         keys = [serialize({"event_id": e["event_id"], "channel": c}) for e in events for c in e.get("channels") or []]
-        rows = [deserialize(row) for row in self._get_all(self.settings.deliveries_table, keys)] if keys else []
+        rows = [deserialize(row) for row in self._get_all_raw(self.settings.deliveries_table, keys)] if keys else []
         outcomes = {(row["event_id"], row["channel"]): row for row in rows}
         for event in events:
             event["deliveries"] = {
