@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from tests.support.processes import ROOT, Process, free_port, python, wait_for_port
+from infra.bootstrap import clear_redis
+from tests.support.processes import ROOT, Process, chalice_local, free_port, python, wait_for_port
 
 RESULTS = ROOT / "bench" / "results" / "conditional_get.md"
 STUDENT = 1
@@ -158,17 +159,6 @@ def interleaved(
     return [Result.merge(runs) for runs in parts.values()]
 
 
-def clear_redis() -> None:
-    from chalicelib.adapters import redis_keys
-    from chalicelib.adapters.redis_client import connect
-
-    redis = connect()
-    for pattern in redis_keys.OWNED_PATTERNS:
-        batch = list(redis.scan_iter(match=pattern, count=1000))
-        if batch:
-            redis.delete(*batch)
-
-
 def table(results: list[Result], requests: int, seconds: float, rounds: int) -> str:
     lines = [
         "# Conditional GET of waitlist positions: requests per second",
@@ -187,14 +177,13 @@ def table(results: list[Result], requests: int, seconds: float, rounds: int) -> 
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *(result.row() for result in results),
         "",
-        "Over HTTP the 200 path is slow for a reason outside the application: `chalice local` "
-        "writes a response's headers and its body in two `send` calls on a socket without "
-        "TCP_NODELAY, so Nagle's algorithm holds the body until the client's delayed ACK "
-        "(about 40 ms on Linux loopback). A 304 has no body to hold back. Setting TCP_NODELAY "
-        "on chalice local's sockets (a one-off experiment, not part of this script) raised the "
-        "200 path on one connection from about 21 to about 700 req/s. The in-process rows show "
-        "the application's own cost, which is about the same for both paths: the 304 saves the "
-        "transfer of the body, not the two Redis round trips that compute it.",
+        "Over HTTP the API is `infra.chalice_local`: Chalice's own local server with TCP_NODELAY "
+        "on its sockets. Plain `chalice local` writes a response's headers and its body in two "
+        "`send` calls, so Nagle's algorithm held every 200 body until the client's delayed ACK "
+        "(about 40 ms on Linux loopback: about 20 req/s on one connection, measured before the "
+        "change); a 304 has no body and was never held. The in-process rows show the "
+        "application's own cost, about the same for both paths: the 304 saves the transfer of "
+        "the body, not the two Redis round trips that compute it.",
         "",
     ]
     return "\n".join(lines)
@@ -216,17 +205,7 @@ def main() -> None:
     dynamodb = Process("bench-dynamodb", python("-m", "infra.dynamodb_server", "--port", str(dynamodb_port)), env)
     api = Process(
         "bench-api",
-        python(
-            "-m",
-            "infra.chalice_local",
-            "--stage",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(api_port),
-            "--no-autoreload",
-        ),
+        chalice_local(api_port),
         env,
     )
     try:

@@ -52,9 +52,9 @@ import httpx
 from bench import load
 from bench.invariants import DROP, ENROLL, Call, Event, Ledger, Snapshot, Verdict, check
 from bench.invariants import table as invariants_table
-from infra import sample_data
+from infra import bootstrap, sample_data
 from tests.support.broker import ensure_vhost
-from tests.support.processes import ROOT, Process, free_port, python, wait_for_port
+from tests.support.processes import ROOT, Process, chalice_local, free_port, python, wait_for_port
 
 log = logging.getLogger("bench.faults")
 
@@ -721,17 +721,7 @@ class Stack:
         self.dynamodb = self._moto(0.0)
         self.api = Process(
             f"{self.tag}-api",
-            python(
-                "-m",
-                "infra.chalice_local",
-                "--stage",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(api_port),
-                "--no-autoreload",
-            ),
+            chalice_local(api_port),
             env,
         )
         self.workers = {
@@ -994,7 +984,7 @@ def main() -> None:
         stack.stop()
         mailbox.stop()
         receiver.stop()
-        load.clear_redis()
+        bootstrap.clear_redis()
 
     text = report(outcomes, args, started)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,9 @@ import httpx
 
 from bench.invariants import DROP, ENROLL, INSTRUCTOR_DROP, Call, Ledger, Snapshot, Verdict, check
 from bench.invariants import table as invariants_table
+from infra.bootstrap import clear_redis
 from tests.support.broker import ensure_vhost
-from tests.support.processes import ROOT, Process, free_port, python, wait_for_port
+from tests.support.processes import ROOT, Process, chalice_local, free_port, python, wait_for_port
 
 RESULTS = ROOT / "bench" / "results" / "load.md"
 LEDGER = ROOT / "test-artifacts" / "load" / "ledger.json"
@@ -576,17 +577,7 @@ class Stack:
         )
         self.api = Process(
             f"{tag}-api",
-            python(
-                "-m",
-                "infra.chalice_local",
-                "--stage",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(api_port),
-                "--no-autoreload",
-            ),
+            chalice_local(api_port),
             env,
         )
         self.relay = Process(f"{tag}-relay", python("-m", "consumers.relay", "--idle", "0.1"), env)
@@ -1054,18 +1045,6 @@ def main() -> None:
     print(f"saved to {RESULTS.relative_to(ROOT)}, ledger in {LEDGER.relative_to(ROOT)}", file=sys.stderr)
     if any(c.status >= 500 for c in run.calls) or any(v.held is False for v in run.verdicts):
         raise SystemExit(1)
-
-
-def clear_redis() -> None:
-    """Remove this run's keys from its own database (1)."""
-    from chalicelib.adapters import redis_keys
-    from chalicelib.adapters.redis_client import connect
-
-    redis = connect()
-    for pattern in redis_keys.OWNED_PATTERNS:
-        batch = list(redis.scan_iter(match=pattern, count=1000))
-        if batch:
-            redis.delete(*batch)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.bootstrap import clear_redis
 from tests.support.processes import ROOT, Process, free_port, python, wait_for_port
 
 RESULTS = ROOT / "bench" / "results" / "operations.md"
@@ -430,17 +431,6 @@ def main() -> None:
     if missed:
         print("targets missed: " + "; ".join(missed), file=sys.stderr)
         raise SystemExit(1)
-
-
-def clear_redis() -> None:
-    from chalicelib.adapters import redis_keys
-    from chalicelib.adapters.redis_client import connect
-
-    redis = connect()
-    for pattern in redis_keys.OWNED_PATTERNS:
-        batch = list(redis.scan_iter(match=pattern, count=1000))
-        if batch:
-            redis.delete(*batch)
 
 
 if __name__ == "__main__":

@@ -94,12 +94,18 @@ def load_classes(settings: Settings) -> None:
     )
 
 
-def reset_redis() -> None:
+def clear_redis() -> None:
+    """Delete every key the application owns in the configured Redis database, nothing else."""
     redis = connect()
     for pattern in redis_keys.OWNED_PATTERNS:
         batch = list(redis.scan_iter(match=pattern, count=1000))
         if batch:
             redis.delete(*batch)
+
+
+def reset_redis() -> None:
+    clear_redis()
+    redis = connect()
     waitlists = RedisWaitlists(redis)
     for class_id, students in sample_data.WAITLISTS:
         for student_id in students:

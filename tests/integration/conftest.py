@@ -13,7 +13,7 @@ from chalicelib import services
 from chalicelib.adapters import aws
 from chalicelib.adapters.redis_client import connect
 from tests.support.broker import ensure_vhost
-from tests.support.processes import Process, free_port, python, wait_for_port
+from tests.support.processes import Process, chalice_local, free_port, python, wait_for_port
 
 
 class Stack:
@@ -30,17 +30,7 @@ class Stack:
         )
         self.api = Process(
             "api",
-            python(
-                "-m",
-                "infra.chalice_local",
-                "--stage",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.api_port),
-                "--no-autoreload",
-            ),
+            chalice_local(self.api_port),
             self.env,
         )
         self.tokens: dict[str, str] = {}

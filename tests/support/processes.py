@@ -81,3 +81,10 @@ class Process:
 
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+def chalice_local(port: int) -> list[str]:
+    """The API as `make run` serves it (stage local, loopback), on `port`, without reloading."""
+    return python(
+        "-m", "infra.chalice_local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"
+    )
