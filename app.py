@@ -19,7 +19,6 @@ from chalicelib.api import (
 )
 from chalicelib.api.http import error_shape_middleware
 from chalicelib.config import get_settings
-from chalicelib.handlers import email, relay, webhook
 
 app = Chalice(app_name="titan-enrollment")
 # Connection chatter of the AMQP client is not worth a log line per request.
@@ -34,14 +33,20 @@ for module in (auth, health, students, waitlist, instructors, registrar, subscri
     stream_arn=get_settings().outbox_stream_arn, batch_size=500, maximum_batching_window_in_seconds=1
 )
 def relay_outbox(event):
+    from chalicelib.handlers import relay  # each function imports only its own handler
+
     return relay.on_stream(event).summary()
 
 
 @app.lambda_function(name="deliver_email")
 def deliver_email(event, context):
+    from chalicelib.handlers import email
+
     email.handle(event)
 
 
 @app.lambda_function(name="deliver_webhook")
 def deliver_webhook(event, context):
+    from chalicelib.handlers import webhook
+
     webhook.handle(event)

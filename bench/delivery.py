@@ -513,7 +513,7 @@ def breakdown(bench: Bench) -> dict[str, dict[str, float]]:
         timed(deliverer.history, "record", "history (DynamoDB on moto)")
         if channel == "webhook":
             timed(deliverer.channel.subscriptions, "get", "subscription lookups (Redis)")
-            timed(deliverer.channel.client, "send_batch", "HTTP POSTs (httpx)")
+            timed(deliverer.channel.client, "send_batch", "HTTP POSTs (aiohttp)")
         else:
             timed(module, "compose", "composing (email.message)")
             timed(deliverer.channel.sender, "send_batch", "SMTP (smtplib)")

@@ -546,7 +546,8 @@ class Probe:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.thread.join(10)
+        if self.thread.is_alive():
+            self.thread.join(10)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -607,7 +608,7 @@ class Stack:
             process.start()
         wait_for_port(self.api_port)
         deadline = time.monotonic() + 60
-        while not (_logged(self.relay, "relay polling") and all(consumers(c) for c in ("email", "webhook"))):
+        while not (_logged(self.relay, "relay reading the stream") and all(consumers(c) for c in ("email", "webhook"))):
             if time.monotonic() > deadline:
                 raise SystemExit("the relay or a poller did not start within 60 s (see test-artifacts/logs)")
             dead = [p.name for p in (self.relay, *self.pollers, self.api) if not p.running]

@@ -12,12 +12,10 @@ import time
 
 import jwt
 import pytest
-import redis as redis_py
 
-from chalicelib.adapters import aws
 from chalicelib.adapters.tokens import ISSUER
-from chalicelib.config import get_settings
 from tests.conftest import TEST_ENV
+from tests.support.state import snapshot
 
 IDS = {"sid": "55", "cid": "4", "iid": "504"}
 
@@ -210,28 +208,6 @@ UNKNOWN_METHODS = [
     ("GET", "/auth/register"),
     ("DELETE", "/auth/login"),
 ]
-
-
-def snapshot() -> dict:
-    """Everything a request could change: the DynamoDB tables (users by their id
-    counter, which every account creation moves) and every key of the Redis database."""
-    settings = get_settings()
-    dynamodb = aws.client("dynamodb")
-    state: dict = {}
-    for table in (settings.classes_table, settings.enrollments_table, settings.settings_table, settings.outbox_table):
-        items = []
-        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-            items.extend(json.dumps(item, sort_keys=True) for item in page["Items"])
-        state[table] = sorted(items)
-    state["user counter"] = dynamodb.get_item(
-        TableName=settings.users_table, Key={"pk": {"S": "COUNTER#user"}}, ConsistentRead=True
-    ).get("Item")
-    redis = redis_py.Redis.from_url(settings.redis_url)
-    try:
-        state["redis"] = {key: redis.dump(key) for key in sorted(redis.scan_iter(count=1000))}
-    finally:
-        redis.close()
-    return state
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from chalicelib.adapters.tokens import ISSUER
 from chalicelib.api.http import ROUTE_DOCS
 from chalicelib.config import get_settings
 from tests.conftest import TEST_ENV
+from tests.support.state import changes, snapshot
 
 JWT_SECRET = TEST_ENV["JWT_SECRET"]
 OTHER_KEY = "an-attackers-own-signing-key-0123456789abcdef"
@@ -192,8 +193,7 @@ def forgeries(stack) -> dict[str, str | None]:
 
 @pytest.fixture(scope="module")
 def http(stack) -> Iterator[httpx.Client]:
-    # Closing after each answer avoids chalice local's delayed-ACK wait on kept-alive connections.
-    with httpx.Client(base_url=stack.url, timeout=30, headers={"Connection": "close"}) as client:
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
         yield client
 
 
@@ -217,52 +217,6 @@ def assert_error(response: httpx.Response | Any, status: int, code: str | None =
     if code is not None:
         assert body["code"] == code, body
     return body
-
-
-# -- state snapshots ----------------------------------------------------------------------
-
-
-def snapshot() -> dict:
-    """Every item of every table and every Redis key with its value."""
-    settings = get_settings()
-    client = aws.client("dynamodb")
-    tables = {}
-    for table in (
-        settings.classes_table,
-        settings.enrollments_table,
-        settings.users_table,
-        settings.settings_table,
-        settings.outbox_table,
-    ):
-        items = [
-            json.dumps(item, sort_keys=True)
-            for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-            for item in page["Items"]
-        ]
-        tables[table] = sorted(items)
-    redis = connect()
-    readers: dict[str, Callable[[str], Any]] = {
-        "string": redis.get,
-        "hash": redis.hgetall,
-        "zset": lambda key: redis.zrange(key, 0, -1, withscores=True),
-        "set": lambda key: sorted(redis.smembers(key)),
-        "list": lambda key: redis.lrange(key, 0, -1),
-    }
-    keys = {key: readers[redis.type(key)](key) for key in redis.scan_iter(count=1000)}
-    return {"dynamodb": tables, "redis": keys}
-
-
-def changes(before: dict, after: dict) -> list[str]:
-    found = []
-    for name in before["dynamodb"]:
-        added = set(after["dynamodb"][name]) - set(before["dynamodb"][name])
-        removed = set(before["dynamodb"][name]) - set(after["dynamodb"][name])
-        found += [f"{name}: added {item}" for item in sorted(added)]
-        found += [f"{name}: removed {item}" for item in sorted(removed)]
-    for key in sorted(set(before["redis"]) | set(after["redis"])):
-        if before["redis"].get(key) != after["redis"].get(key):
-            found.append(f"redis {key}: {before['redis'].get(key)!r} -> {after['redis'].get(key)!r}")
-    return found
 
 
 # -- 1. tokens ----------------------------------------------------------------------------

@@ -29,6 +29,14 @@ LAZY = (
     "httpx",
     "urllib3",
     "email_validator",
+    "aiohttp",
+    # Each Lambda function imports app.py whole; a function's own handler is imported when
+    # it first runs, so no function pays for the others'.
+    "chalicelib.handlers.relay",
+    "chalicelib.handlers.email",
+    "chalicelib.handlers.webhook",
+    "chalicelib.adapters.publisher",
+    "asyncio",
 )
 
 PROBE = """
