@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from chalicelib.adapters import redis_keys as keys
+from chalicelib.domain.auth import REVOCATION_DELAY_SECONDS
 
 # KEYS: attempt counters. ARGV: limit per key (same order), then the window in seconds.
 # If a counter is at its limit, returns the seconds until the first exhausted one resets;
@@ -61,7 +62,7 @@ class RedisRevocations:
     """Accounts whose tokens no longer count. Checked on every request from a copy held
     in memory for a few seconds, so the check costs no round trip."""
 
-    def __init__(self, redis: Any, refresh_seconds: float = 5.0) -> None:
+    def __init__(self, redis: Any, refresh_seconds: float = REVOCATION_DELAY_SECONDS) -> None:
         self.redis = redis
         self.refresh_seconds = refresh_seconds
         self._revoked: set[int] = set()

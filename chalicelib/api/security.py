@@ -10,12 +10,15 @@ from __future__ import annotations
 from chalice import AuthResponse, Blueprint
 
 from chalicelib import services
+from chalicelib.domain.auth import REVOCATION_DELAY_SECONDS
 from chalicelib.domain.errors import Unauthorized
 
 bp = Blueprint(__name__)
 
 
-@bp.authorizer()
+# API Gateway caches an answer per token for this long (300 s when unset), so keep it as
+# short as the revocation list's own refresh.
+@bp.authorizer(ttl_seconds=REVOCATION_DELAY_SECONDS)
 def jwt_auth(auth_request):
     scheme, _, token = (auth_request.token or "").partition(" ")
     try:

@@ -9,6 +9,10 @@ from chalicelib.domain.errors import Conflict, NotFound, TooManyAttempts, Unauth
 from chalicelib.domain.model import Identity, Role, User
 from chalicelib.domain.ports import Users
 
+# A removed account's tokens stop working within twice this: the authorizer's copy of the
+# revocation list is at most this old, and so is an answer API Gateway cached for a token.
+REVOCATION_DELAY_SECONDS = 5
+
 
 class PasswordHasher(Protocol):
     def hash(self, password: str) -> str: ...

@@ -16,6 +16,7 @@ from chalice.test import Client
 from app import app
 from chalicelib import services
 from chalicelib.adapters import aws
+from chalicelib.domain.auth import AuthService
 
 ALL = "/waitlist/students/1"
 CLASS_4 = "/waitlist/students/1/classes/4"
@@ -149,18 +150,31 @@ def test_etag_is_per_body_not_per_student(fresh):
 @pytest.fixture
 def round_trips(stack, monkeypatch) -> Iterator[Counter]:
     """Count Redis round trips (each write of a command or pipeline to a socket) and
-    DynamoDB requests made in this process."""
+    DynamoDB requests made in this process. The authorizer's round trips (its revocation
+    list, refreshed every few seconds) are counted apart: deployed, it is a function of its
+    own whose answers API Gateway caches per token."""
     counts: Counter = Counter()
     send = redis.connection.AbstractConnection.send_packed_command
+    identify = AuthService.identify
+    in_authorizer = False
 
     def counting_send(self, command, check_health=True):
-        counts["redis"] += 1
+        counts["authorizer redis" if in_authorizer else "redis"] += 1
         return send(self, command, check_health)
+
+    def counting_identify(service, token):
+        nonlocal in_authorizer
+        in_authorizer = True
+        try:
+            return identify(service, token)
+        finally:
+            in_authorizer = False
 
     def count_dynamodb(**_kwargs) -> None:
         counts["dynamodb"] += 1
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting_send)
+    monkeypatch.setattr(AuthService, "identify", counting_identify)
     events = aws.client("dynamodb").meta.events
     events.register("before-call.dynamodb", count_dynamodb)
     try:
@@ -190,7 +204,14 @@ def test_200_and_304_use_at_most_2_redis_round_trips_and_no_dynamodb(fresh, roun
             if status == 304:
                 assert response.body == b""
             assert round_trips["redis"] == redis_trips <= 2, path
+            assert round_trips["authorizer redis"] <= 1, path
             assert round_trips["dynamodb"] == 0, path
+
+        # A request that falls due for the authorizer's refresh: one round trip more, its own.
+        services.auth().revocations._loaded_at = float("-inf")
+        round_trips.clear()
+        assert client.http.get(ALL, headers={**headers, "If-None-Match": etag}).status_code == 304
+        assert round_trips == Counter({"redis": 2, "authorizer redis": 1})
 
     # The hooks see the service's own clients: a lookup through it is counted.
     round_trips.clear()

@@ -22,6 +22,7 @@ import pytest
 
 from chalicelib.adapters import tables, topology
 from chalicelib.config import PLACEHOLDER_STREAM_ARN, Settings
+from chalicelib.domain.auth import REVOCATION_DELAY_SECONDS
 from infra import deploy_templates, package
 from tests.conftest import TEST_ENV
 
@@ -317,6 +318,13 @@ def test_both_formats_declare_the_same_event_sources(packaged: Packaged) -> None
 def test_the_placeholder_stream_is_replaced_in_both(packaged: Packaged) -> None:
     assert PLACEHOLDER_STREAM_ARN not in packaged.sam_text
     assert PLACEHOLDER_STREAM_ARN not in json.dumps(packaged.terraform)
+
+
+def test_api_gateway_caches_the_authorizers_answer_no_longer_than_revocation_allows(packaged: Packaged) -> None:
+    """Unset, API Gateway would keep a removed account's token working for 300 s."""
+    pattern = r'\\?"authorizerResultTtlInSeconds\\?": (\d+)'
+    for text in (packaged.sam_text, packaged.terraform_text):
+        assert [int(ttl) for ttl in re.findall(pattern, text)] == [REVOCATION_DELAY_SECONDS]
 
 
 def test_both_formats_give_each_function_the_same_environment(packaged: Packaged) -> None:
