@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters import tables, topology
+from chalicelib.api import gateway_errors
 from chalicelib.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,6 +418,10 @@ def sam_merge() -> dict:
                 }
             }
         resources[cfn_function(function.name)] = {"Properties": properties}
+    # The gateway's own answers in the API's error shape.
+    resources["RestAPI"] = {
+        "Properties": {"DefinitionBody": {gateway_errors.EXTENSION: gateway_errors.swagger_extension()}}
+    }
     return {
         "Description": "Titan Enrollment: API, relay and delivery functions, tables and event sources",
         "Parameters": _cfn_parameters(),
@@ -594,7 +599,15 @@ def terraform_main() -> dict:
                 function.name: {"statement": _tf_statements(function)} for function in FUNCTIONS
             },
         },
-        "locals": {"broker_credentials": "${jsondecode(data.aws_secretsmanager_secret_version.broker.secret_string)}"},
+        "locals": {
+            "broker_credentials": "${jsondecode(data.aws_secretsmanager_secret_version.broker.secret_string)}",
+            # chalice's API definition with the gateway's own answers in the API's error shape.
+            "gateway_responses": json.dumps(gateway_errors.swagger_extension(), sort_keys=True),
+            "api_swagger": (
+                "${jsonencode(merge(jsondecode(local.chalice_api_swagger), "
+                f'{{"{gateway_errors.EXTENSION}" = jsondecode(local.gateway_responses)}}))}}'
+            ),
+        },
         "resource": {
             "aws_dynamodb_table": {name: _tf_table(name, d) for name, d in table_definitions().items()},
             "aws_lambda_event_source_mapping": mappings,
@@ -629,6 +642,9 @@ def terraform_override() -> dict:
             }
     return {
         "resource": {
+            "aws_api_gateway_rest_api": {"rest_api": {"body": "${local.api_swagger}"}},
+            # A new deployment whenever the definition changes, gateway responses included.
+            "aws_api_gateway_deployment": {"rest_api": {"stage_description": "${md5(local.api_swagger)}"}},
             "aws_iam_role_policy": policies,
             "aws_lambda_function": functions,
             "aws_lambda_event_source_mapping": stream_sources,

@@ -59,6 +59,10 @@ _STATUS = {
 }
 
 
+# RFC 6750 §3: a 401 names the scheme it wants.
+AUTHENTICATE = 'Bearer realm="titan"'
+
+
 def error_body(code: str, message: str, details: list | None = None) -> dict:
     """The one error shape of the API (schemas.ErrorBody)."""
     return {"message": message, "code": code, "details": details or []}
@@ -74,7 +78,7 @@ def error_response(error: Exception) -> Response:
         raise error
     headers = {"Content-Type": JSON}
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="titan"'
+        headers["WWW-Authenticate"] = AUTHENTICATE
     if isinstance(error, TooManyAttempts):
         headers["Retry-After"] = str(error.retry_after)
     return Response(body=error_body(error.code, error.message, details), status_code=status, headers=headers)
@@ -122,6 +126,17 @@ class Call:
         if not isinstance(data, dict):
             raise ApiError(400, "malformed_json", "Request body must be a JSON object")
         return data
+
+    def no_body(self) -> None:
+        """For routes that take no body: nothing, or an empty JSON object. Anything else
+        is refused as a body with fields would be (malformed 400, fields 422), so that a
+        request carrying what it thinks are options is not carried out without them."""
+        fields = self.json(required=False)
+        if fields:
+            details = [
+                {"field": name, "message": "This route takes no body", "type": "extra_forbidden"} for name in fields
+            ]
+            raise ApiError(422, "validation_error", "This route takes no request body", details)
 
     def body(self, model: type[M], data: dict | None = None) -> M:
         """Validate a JSON object body (or `data`) against `model`; 422 names the field."""
@@ -222,6 +237,8 @@ def route(
                     raise auth_failure(request)
                 call = Call(request, identity)
                 call.raw_body()  # an oversized body is refused on every route, body or not
+                if body is None:
+                    call.no_body()
                 args = {
                     name: parse_id(name, value) if name in ID_PARAMETERS else value for name, value in params.items()
                 }

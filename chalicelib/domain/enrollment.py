@@ -76,8 +76,6 @@ class EnrollmentService:
                 return EnrollResult(class_id, student_id, enrolled=True)
             if outcome is WriteOutcome.ALREADY_ENROLLED:
                 raise Conflict("Student is already enrolled in this class", "already_enrolled")
-            if outcome is WriteOutcome.CLASS_GONE:
-                raise NotFound(f"Class {class_id} not found", "class_not_found")
 
         joined, position = self.waitlists.join(
             class_id, student_id, self.limits.waitlist_capacity, self.limits.waitlists_per_student
@@ -88,11 +86,15 @@ class EnrollmentService:
 
         # Read again: since the first read a seat may have opened (and whoever freed it found
         # nobody waiting yet), or another request of this student may have enrolled it.
+        # Or the class may have been removed, its waitlist cleaned before this student joined.
         section, _, enrollment, frozen = self.catalog.load(class_id, student_id)
+        if section is None:
+            self._unlist(class_id, student_id)
+            raise NotFound(f"Class {class_id} not found", "class_not_found")
         if enrollment is not None and enrollment.state is EnrollmentState.ENROLLED:
             self._unlist(class_id, student_id)
             raise Conflict("Student is already enrolled in this class", "already_enrolled")
-        if section is not None and section.open_seats > 0 and not frozen:
+        if section.open_seats > 0 and not frozen:
             # Seats left open by an interrupted promotion are filled now, in waitlist order.
             promoted = self.settle(section, frozen)
             if any(p.student_id == student_id for p in promoted):

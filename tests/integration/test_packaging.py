@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters import tables, topology
+from chalicelib.api import gateway_errors
 from chalicelib.config import PLACEHOLDER_STREAM_ARN, Settings
 from chalicelib.domain.auth import REVOCATION_DELAY_SECONDS
 from infra import deploy_templates, package
@@ -318,6 +319,23 @@ def test_both_formats_declare_the_same_event_sources(packaged: Packaged) -> None
 def test_the_placeholder_stream_is_replaced_in_both(packaged: Packaged) -> None:
     assert PLACEHOLDER_STREAM_ARN not in packaged.sam_text
     assert PLACEHOLDER_STREAM_ARN not in json.dumps(packaged.terraform)
+
+
+def test_both_formats_give_the_gateways_own_answers_in_the_apis_error_shape(packaged: Packaged) -> None:
+    wanted = gateway_errors.swagger_extension()
+    definition = packaged.sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert definition[gateway_errors.EXTENSION] == wanted
+    config = packaged.terraform
+    assert json.loads(config["locals"]["gateway_responses"]) == wanted
+    swagger = config["locals"]["api_swagger"]
+    assert "local.chalice_api_swagger" in swagger and "local.gateway_responses" in swagger
+    assert config["resource"]["aws_api_gateway_rest_api"]["rest_api"]["body"] == "${local.api_swagger}"
+    assert "local.api_swagger" in config["resource"]["aws_api_gateway_deployment"]["rest_api"]["stage_description"]
+    for kind in ("MISSING_AUTHENTICATION_TOKEN", "UNAUTHORIZED", "DEFAULT_4XX", "DEFAULT_5XX"):
+        template = wanted[kind]["responseTemplates"]["application/json"]
+        body = json.loads(template.replace(gateway_errors.GATEWAY_MESSAGE, '"what API Gateway says"'))
+        assert set(body) == {"message", "code", "details"} and body["message"], kind
+    assert wanted["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == 404
 
 
 def test_api_gateway_caches_the_authorizers_answer_no_longer_than_revocation_allows(packaged: Packaged) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.model import EnrollmentState
 from tests.unit.conftest import World
 
@@ -175,3 +175,22 @@ def test_newcomer_gets_a_seat_left_over_after_those_waiting(world: World) -> Non
     assert world.state(section.class_id, newcomer.user_id) is EnrollmentState.ENROLLED
     assert world.waiting(section.class_id) == []
     assert world.get_class(section.class_id).enrolled_count == 2
+
+
+def test_a_class_removed_while_a_student_joins_its_waitlist_leaves_no_entry(world: World, monkeypatch) -> None:
+    section, _, _ = world.full_section(max_enroll=2)
+    student = world.student()
+    join = world.waitlists.join
+
+    def removed_meanwhile(*args, **kwargs):
+        # The registrar removes the class (and cleans its waitlist) after the first read.
+        world.registrar_service.delete_class(world.registrar, section.class_id)
+        return join(*args, **kwargs)
+
+    monkeypatch.setattr(world.waitlists, "join", removed_meanwhile)
+    with pytest.raises(NotFound) as refused:
+        world.enrollment.enroll(student, student.user_id, section.class_id)
+
+    assert refused.value.code == "class_not_found"
+    assert world.waiting(section.class_id) == []
+    assert world.student_waitlists(student.user_id) == []
