@@ -77,12 +77,18 @@ class Deliverer:
         results = self.channel.send(jobs, self._done_early) if jobs else []
         sent: list[str] = []
         unsent: list[str] = []
+        retries: list[tuple[Job, float, str]] = []
         for job, result in zip(jobs, results, strict=True):
-            if self._settle(job, result, report):
+            if self._settle(job, result, report, retries):
                 (sent if result.outcome is Outcome.DELIVERED else unsent).append(job.event_id)
         self.claims.complete(sent, self.channel.name)
         self.claims.complete(unsent, self.channel.name, FINISHED)
         self._record(report)
+        # Retries leave only once their "retrying" is recorded: a retry's own outcome,
+        # recorded later by whichever poller takes it, is never overwritten by this one.
+        # (A crash before they leave loses nothing: the batch is not acknowledged.)
+        for job, delay, error in retries:
+            self._retry_later(job, delay, job.message.attempt + 1, error)
         return report
 
     def _claimable(self, messages: list[InboundMessage], report: BatchReport) -> list[Job]:
@@ -139,8 +145,9 @@ class Deliverer:
             return None
         return Job(message=message, event=event, event_id=event_id)
 
-    def _settle(self, job: Job, result: Result, report: BatchReport) -> bool:
-        """Act on one result; True when the event is finished on this channel."""
+    def _settle(self, job: Job, result: Result, report: BatchReport, retries: list[tuple[Job, float, str]]) -> bool:
+        """Act on one result; True when the event is finished on this channel. A retry is
+        added to `retries`, to be sent once the batch's outcomes are recorded."""
         attempt = job.message.attempt
         if result.outcome is Outcome.DELIVERED:
             report.delivered += 1
@@ -155,7 +162,7 @@ class Deliverer:
         if result.outcome is Outcome.RETRY:
             delay = self.policy.queue_delay(attempt, result.retry_after)
             if delay is not None:
-                self._retry_later(job, delay, attempt + 1, result.error or "retry")
+                retries.append((job, delay, result.error or "retry"))
                 self.claims.release(job.event_id, self.channel.name, job.token)
                 report.retried += 1
                 report.outcomes.append((job.event_id, delivery.RETRYING, attempt, result.error))

@@ -217,6 +217,25 @@ def test_a_retryable_failure_goes_to_the_next_delay_queue_and_frees_the_claim(ri
     assert r.history.lines == [("webhook", "e1", delivery.RETRYING, current, "HTTP 503")]
 
 
+def test_a_retry_leaves_only_after_its_retrying_outcome_is_recorded(rig):
+    """Else a quick retry, delivered and recorded by another poller, could be overwritten
+    by this batch's late "retrying"."""
+    r = rig({"e1": Result(Outcome.RETRY, "HTTP 503")})
+    recorded_when_sent = []
+    retry = r.requeue.retry
+
+    def checking_retry(*args, **kwargs):
+        recorded_when_sent.append(list(r.history.lines))
+        retry(*args, **kwargs)
+
+    r.requeue.retry = checking_retry
+    r.deliverer.handle(rmq(message(promotion("e1")), message(promotion("e2"))))
+
+    assert recorded_when_sent == [
+        [("webhook", "e1", delivery.RETRYING, 1, "HTTP 503"), ("webhook", "e2", delivery.DELIVERED, 1, None)]
+    ]
+
+
 def test_the_retried_copy_is_delivered_and_counts_its_attempt(rig):
     r = rig({"e1": Result(Outcome.RETRY, "HTTP 500")})
     r.deliverer.handle(rmq(message(promotion("e1"))))
