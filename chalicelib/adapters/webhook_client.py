@@ -91,10 +91,14 @@ class WebhookClient:
     async def _send(self, request: WebhookRequest) -> Result:
         import aiohttp
 
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            target = await asyncio.get_running_loop().run_in_executor(
-                None, webhook_target.check, request.url, self.allow_private
-            )
+            # The address lookup counts towards the delivery's time limit too.
+            lookup = loop.run_in_executor(None, webhook_target.check, request.url, self.allow_private)
+            target = await asyncio.wait_for(lookup, TIMEOUT_SECONDS)
+        except TimeoutError:
+            return Result(Outcome.RETRY, "address lookup timed out")
         except webhook_target.Unresolvable as error:
             return Result(Outcome.RETRY, str(error))
         except webhook_target.UnsafeTarget as error:
@@ -103,8 +107,9 @@ class WebhookClient:
         headers = {**request.headers, "Host": host_header, "Content-Type": "application/json"}
         extra = {"server_hostname": target.host} if target.scheme == "https" else {}
         try:
+            left = aiohttp.ClientTimeout(total=max(TIMEOUT_SECONDS - (loop.time() - started), 0.001))
             async with self._client.post(
-                pinned_url(target), data=request.body, headers=headers, allow_redirects=False, **extra
+                pinned_url(target), data=request.body, headers=headers, allow_redirects=False, timeout=left, **extra
             ) as response:
                 await response.read()
                 return http_result(response.status, _retry_after(response.headers.get("Retry-After")))

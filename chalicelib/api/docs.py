@@ -35,6 +35,7 @@ PAGE = """<!DOCTYPE html>
       dom_id: "#swagger-ui",
       deepLinking: true,
       persistAuthorization: true,
+      validatorUrl: null,
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout"
     });

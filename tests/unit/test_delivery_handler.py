@@ -829,6 +829,29 @@ def test_the_client_classifies_real_responses_and_follows_no_redirect(receiver):
         assert headers["webhook-id"] == "e1"
 
 
+def test_an_address_lookup_that_hangs_is_retried_within_the_time_limit(receiver, monkeypatch):
+    from chalicelib.adapters import webhook_client, webhook_target
+
+    check = webhook_target.check
+
+    def hanging(url: str, allow_private: bool):
+        time.sleep(1.0)
+        return check(url, allow_private)
+
+    monkeypatch.setattr(webhook_client, "TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(webhook_target, "check", hanging)
+    client = WebhookClient(allow_private=True)
+    try:
+        (result,) = client.send_batch(
+            [WebhookRequest(f"http://127.0.0.1:{receiver.server_address[1]}/status/200", b"{}", {})]
+        )
+    finally:
+        client.close()
+
+    assert (result.outcome, result.error) == (Outcome.RETRY, "address lookup timed out")
+    assert receiver.hits == []
+
+
 def test_a_slow_endpoint_does_not_hold_back_the_rest_of_the_batch(receiver):
     base = f"http://127.0.0.1:{receiver.server_address[1]}"
     requests = [WebhookRequest(f"{base}/slow/1.0", b"{}", {})] + [
