@@ -3,6 +3,7 @@ through real processes, whatever fails on the way."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
@@ -14,6 +15,7 @@ from chalicelib.adapters.redis_client import connect
 from chalicelib.adapters.webhook_client import PER_HOST_REQUESTS
 from chalicelib.domain.model import Identity, Role
 from infra import sample_data
+from tests.conftest import TEST_ENV
 from tests.e2e.conftest import E2E, Hit, wait_until
 
 CLASS_NAME = "Introduction to Computer Science"
@@ -195,6 +197,52 @@ def test_an_endpoint_answering_410_gets_nothing_more(e2e: E2E):
     assert position["email"]["status"] == "delivered"
     assert set(events["enrollment.promoted"]["channels"]) == {"email"}
     assert e2e.ready(topology.queue("webhook")) == 0
+
+
+# -- secrets and the logs ----------------------------------------------------------------
+
+# The demo password right after a username or the word password, as a log line would show
+# a login or its body ("student79:titan", 'password': 'titan', password=titan); not the
+# stage's own names (titan-test-outbox).
+DEMO_LOGIN = re.compile(
+    rf"(?:(?:student|instructor|registrar)\d+|password)\W{{0,8}}{sample_data.DEMO_PASSWORD}(?![\w-])", re.IGNORECASE
+)
+
+
+def test_no_secret_reaches_the_relay_or_poller_logs(e2e: E2E):
+    """A signed webhook delivered after one retry, and an email: afterwards neither the
+    relay's log nor a poller's holds the JWT signing key, the subscription's signing
+    secret (or its base64 body) or a login with the demo password."""
+    url = e2e.receiver.script("/logged", 500, 200)
+    secret = e2e.subscribe(79, 4, email=email_of(79), webhook_url=url)["secret"]
+
+    drop(e2e, 55, 4)
+
+    wait_until(
+        lambda: e2e.receiver.delivered("/logged") and e2e.mailbox.to(email_of(79)), 10, "the webhook and the email"
+    )
+    (hit,) = e2e.receiver.delivered("/logged")
+    assert assert_signed(hit, secret)["student_id"] == 79
+    wait_until(e2e.settled, 10, "the queues to empty")
+    relay, pollers = e2e.relay, list(e2e.pollers)
+    e2e.stop_all()  # what they write on the way out counts too
+    logs = {process.name: process.log_path.read_text(errors="replace") for process in (relay, *pollers)}
+
+    # The right files: each holds its process's first line.
+    assert " relay INFO " in logs[relay.name]
+    channels = {process.name: process.args[process.args.index("--channel") + 1] for process in pollers}
+    assert sorted(channels.values()) == ["email", "webhook"]
+    for name, channel in channels.items():
+        assert f"consuming {topology.queue(channel)}" in logs[name], name
+    secrets = {
+        "the JWT signing key": TEST_ENV["JWT_SECRET"],
+        "the webhook signing secret": secret,
+        "the webhook signing secret's body": secret.removeprefix("whsec_"),
+    }
+    for name, text in logs.items():
+        for what, value in secrets.items():
+            assert value not in text, f"{what} is in the log of {name}"
+        assert not DEMO_LOGIN.search(text), f"a demo login is in the log of {name}: {DEMO_LOGIN.search(text)[0]}"
 
 
 # -- SMTP outage -----------------------------------------------------------------------

@@ -6,10 +6,12 @@
 - DynamoDB stream records (INSERT/MODIFY/REMOVE, NewImage, multi-record batches) through
   `app.relay_outbox(event, context)`, with a fake broker, and once with records read from
   moto's stream of a real promotion.
+- Amazon MQ for RabbitMQ (`aws:rmq`) batches, written out as Lambda passes them (byte-array
+  headers, base64 bodies, a redelivered message), through `app.deliver_webhook` and
+  `app.deliver_email`, to a real HTTP receiver and a real SMTP server in-process.
 
 The DynamoDB calls each function makes are recorded and checked against the permissions
 its role gets in the deploy templates (infra/deploy_templates.py).
-(Amazon MQ `aws:rmq` events are covered by the delivery handler tests.)
 """
 
 from __future__ import annotations
@@ -18,24 +20,33 @@ import base64
 import copy
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 import app as application
 from chalicelib import services
+from chalicelib.adapters import outbox, redis_client, requeue
+from chalicelib.adapters.dynamodb import deserialize
 from chalicelib.adapters.outbox import DeliveryHistory, DynamoOutbox
 from chalicelib.api import security
+from chalicelib.config import get_settings
+from chalicelib.domain import delivery, events
 from chalicelib.domain.model import Identity
 from chalicelib.domain.notifications import NotificationHistory
-from chalicelib.domain.subscriptions import SubscriptionService
-from chalicelib.handlers import relay
+from chalicelib.domain.subscriptions import Subscription, SubscriptionService, new_secret
+from chalicelib.handlers import email as email_handler
+from chalicelib.handlers import relay, wiring
+from chalicelib.handlers import webhook as webhook_handler
 from chalicelib.handlers.relay import RelayIncomplete
 from infra import deploy_templates
+from tests.e2e.conftest import Mailbox, WebhookReceiver
 from tests.unit.conftest import World
+from tests.unit.test_delivery_handler import FakeRequeue
 
 ACCOUNT = "123456789012"
 API_ID = "a1b2c3d4e5"
@@ -636,3 +647,415 @@ def test_records_from_the_outbox_stream_of_a_real_promotion(
     assert again
     run_relay(again)
     assert len(publisher.sent) == len(published)
+
+
+# -- Amazon MQ (aws:rmq) batches for the delivery functions ---------------------------------
+
+MQ_BROKER_ARN = f"arn:aws:mq:us-east-1:{ACCOUNT}:broker:titan-prod:b-9bcfa592-423a-4942-879d-eb284b418fc8"
+PROMOTED_TO_4 = "You have been enrolled in Introduction to Computer Science"
+SECOND_FOR_4 = "You are now number 1 on the waitlist for Introduction to Computer Science"
+PROMOTED_TO_8 = "You have been enrolled in Computer Organization and Assembly Language"
+
+# Three events of the relay on notifications.email, as the event source mapping passes them:
+# every property present (most null), string headers as byte arrays (x-message-id), numbers
+# as numbers (x-attempt), each body base64. The second came back from a delay queue for its
+# second attempt and was redelivered by the broker; its id is only in the header.
+# fmt: off
+EMAIL_EVENT = {
+    "eventSource": "aws:rmq",
+    "eventSourceArn": MQ_BROKER_ARN,
+    "rmqMessagesByQueue": {
+        "notifications.email::/": [
+            {
+                "basicProperties": {
+                    "contentType": "application/json",
+                    "contentEncoding": None,
+                    "headers": {
+                        # "73140e9b778a48c0b04ccb79e64dd31b"
+                        "x-message-id": {"bytes": [
+                            55, 51, 49, 52, 48, 101, 57, 98, 55, 55, 56, 97, 52, 56, 99, 48,
+                            98, 48, 52, 99, 99, 98, 55, 57, 101, 54, 52, 100, 100, 51, 49, 98,
+                        ]},
+                    },
+                    "deliveryMode": 2,
+                    "priority": None,
+                    "correlationId": None,
+                    "replyTo": None,
+                    "expiration": None,
+                    "messageId": "73140e9b778a48c0b04ccb79e64dd31b",
+                    "timestamp": None,
+                    "type": None,
+                    "userId": None,
+                    "appId": None,
+                    "clusterId": None,
+                    "bodySize": 324,
+                },
+                "redelivered": False,
+                # {"type":"enrollment.promoted","event_id":"73140e9b...","student_id":79,"class_id":4,
+                #  ..., "email":"student79@example.edu","webhook_url":null}
+                "data": (
+                    "eyJ0eXBlIjoiZW5yb2xsbWVudC5wcm9tb3RlZCIsImV2ZW50X2lkIjoiNzMxNDBlOWI3NzhhNDhjMGIwNGNjYjc5ZTY0ZGQz"
+                    "MWIiLCJvY2N1cnJlZF9hdCI6IjIwMjYtMTItMDNUMTg6MDA6MDBaIiwic3R1ZGVudF9pZCI6NzksImNsYXNzX2lkIjo0LCJj"
+                    "bGFzc19uYW1lIjoiSW50cm9kdWN0aW9uIHRvIENvbXB1dGVyIFNjaWVuY2UiLCJzZWN0aW9uIjoxLCJtZXNzYWdlIjoiWW91"
+                    "IGhhdmUgYmVlbiBlbnJvbGxlZCBpbiBJbnRyb2R1Y3Rpb24gdG8gQ29tcHV0ZXIgU2NpZW5jZSIsImVtYWlsIjoic3R1ZGVu"
+                    "dDc5QGV4YW1wbGUuZWR1Iiwid2ViaG9va191cmwiOm51bGx9"
+                ),
+            },
+            {
+                "basicProperties": {
+                    "contentType": "application/json",
+                    "contentEncoding": None,
+                    "headers": {
+                        # "6fe3e84870d34886adb93329140ac9d2"
+                        "x-message-id": {"bytes": [
+                            54, 102, 101, 51, 101, 56, 52, 56, 55, 48, 100, 51, 52, 56, 56, 54,
+                            97, 100, 98, 57, 51, 51, 50, 57, 49, 52, 48, 97, 99, 57, 100, 50,
+                        ]},
+                        "x-attempt": 2,
+                        "x-last-error": {"bytes": [83, 77, 84, 80, 32, 52, 53, 49]},  # "SMTP 451"
+                    },
+                    "deliveryMode": 2,
+                    "priority": None,
+                    "correlationId": None,
+                    "replyTo": None,
+                    "expiration": None,
+                    "messageId": None,
+                    "timestamp": None,
+                    "type": None,
+                    "userId": None,
+                    "appId": None,
+                    "clusterId": None,
+                    "bodySize": 367,
+                },
+                "redelivered": True,
+                # {"type":"waitlist.position_changed","event_id":"6fe3e848...","student_id":80,"class_id":4,
+                #  ..., "email":"student80@example.edu","webhook_url":null,"waitlist_position":1}
+                "data": (
+                    "eyJ0eXBlIjoid2FpdGxpc3QucG9zaXRpb25fY2hhbmdlZCIsImV2ZW50X2lkIjoiNmZlM2U4NDg3MGQzNDg4NmFkYjkzMzI5"
+                    "MTQwYWM5ZDIiLCJvY2N1cnJlZF9hdCI6IjIwMjYtMTItMDNUMTg6MDA6MDBaIiwic3R1ZGVudF9pZCI6ODAsImNsYXNzX2lk"
+                    "Ijo0LCJjbGFzc19uYW1lIjoiSW50cm9kdWN0aW9uIHRvIENvbXB1dGVyIFNjaWVuY2UiLCJzZWN0aW9uIjoxLCJtZXNzYWdl"
+                    "IjoiWW91IGFyZSBub3cgbnVtYmVyIDEgb24gdGhlIHdhaXRsaXN0IGZvciBJbnRyb2R1Y3Rpb24gdG8gQ29tcHV0ZXIgU2Np"
+                    "ZW5jZSIsImVtYWlsIjoic3R1ZGVudDgwQGV4YW1wbGUuZWR1Iiwid2ViaG9va191cmwiOm51bGwsIndhaXRsaXN0X3Bvc2l0"
+                    "aW9uIjoxfQ=="
+                ),
+            },
+            {
+                "basicProperties": {
+                    "contentType": "application/json",
+                    "contentEncoding": None,
+                    "headers": {
+                        # "c3839b20411a40cf9603cd16292aadc5"
+                        "x-message-id": {"bytes": [
+                            99, 51, 56, 51, 57, 98, 50, 48, 52, 49, 49, 97, 52, 48, 99, 102,
+                            57, 54, 48, 51, 99, 100, 49, 54, 50, 57, 50, 97, 97, 100, 99, 53,
+                        ]},
+                    },
+                    "deliveryMode": 2,
+                    "priority": None,
+                    "correlationId": None,
+                    "replyTo": None,
+                    "expiration": None,
+                    "messageId": "c3839b20411a40cf9603cd16292aadc5",
+                    "timestamp": None,
+                    "type": None,
+                    "userId": None,
+                    "appId": None,
+                    "clusterId": None,
+                    "bodySize": 344,
+                },
+                "redelivered": False,
+                # {"type":"enrollment.promoted","event_id":"c3839b20...","student_id":1,"class_id":8,
+                #  ..., "email":"student1@example.edu","webhook_url":null}
+                "data": (
+                    "eyJ0eXBlIjoiZW5yb2xsbWVudC5wcm9tb3RlZCIsImV2ZW50X2lkIjoiYzM4MzliMjA0MTFhNDBjZjk2MDNjZDE2MjkyYWFk"
+                    "YzUiLCJvY2N1cnJlZF9hdCI6IjIwMjYtMTItMDNUMTg6MDA6MDBaIiwic3R1ZGVudF9pZCI6MSwiY2xhc3NfaWQiOjgsImNs"
+                    "YXNzX25hbWUiOiJDb21wdXRlciBPcmdhbml6YXRpb24gYW5kIEFzc2VtYmx5IExhbmd1YWdlIiwic2VjdGlvbiI6MSwibWVz"
+                    "c2FnZSI6IllvdSBoYXZlIGJlZW4gZW5yb2xsZWQgaW4gQ29tcHV0ZXIgT3JnYW5pemF0aW9uIGFuZCBBc3NlbWJseSBMYW5n"
+                    "dWFnZSIsImVtYWlsIjoic3R1ZGVudDFAZXhhbXBsZS5lZHUiLCJ3ZWJob29rX3VybCI6bnVsbH0="
+                ),
+            },
+        ],
+    },
+}
+
+
+def _compact(body: dict) -> bytes:
+    """An event body as the relay publishes it."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def webhook_event(hook: Callable[[int], str]) -> dict:
+    """The same kind of batch on notifications.webhook. Only `data` and `bodySize` are
+    computed here: each body carries its subscriber's URL, and that holds the port of the
+    receiver this test started."""
+    promoted_79 = {
+        "type": "enrollment.promoted", "event_id": "eacc52fd0a9f449bb3908047da1231c3",
+        "occurred_at": "2026-12-03T18:00:00Z", "student_id": 79, "class_id": 4,
+        "class_name": "Introduction to Computer Science", "section": 1, "message": PROMOTED_TO_4,
+        "email": None, "webhook_url": hook(79),
+    }
+    second_80 = {
+        "type": "waitlist.position_changed", "event_id": "0bfb2eb65b4e440e97267826f46eaae8",
+        "occurred_at": "2026-12-03T18:00:00Z", "student_id": 80, "class_id": 4,
+        "class_name": "Introduction to Computer Science", "section": 1, "message": SECOND_FOR_4,
+        "email": None, "webhook_url": hook(80), "waitlist_position": 1,
+    }
+    promoted_1 = {
+        "type": "enrollment.promoted", "event_id": "db9ebec60a224012b67ecfe834059873",
+        "occurred_at": "2026-12-03T18:00:00Z", "student_id": 1, "class_id": 8,
+        "class_name": "Computer Organization and Assembly Language", "section": 1, "message": PROMOTED_TO_8,
+        "email": None, "webhook_url": hook(1),
+    }
+    return {
+        "eventSource": "aws:rmq",
+        "eventSourceArn": MQ_BROKER_ARN,
+        "rmqMessagesByQueue": {
+            "notifications.webhook::/": [
+                {
+                    "basicProperties": {
+                        "contentType": "application/json",
+                        "contentEncoding": None,
+                        "headers": {
+                            # "eacc52fd0a9f449bb3908047da1231c3"
+                            "x-message-id": {"bytes": [
+                                101, 97, 99, 99, 53, 50, 102, 100, 48, 97, 57, 102, 52, 52, 57, 98,
+                                98, 51, 57, 48, 56, 48, 52, 55, 100, 97, 49, 50, 51, 49, 99, 51,
+                            ]},
+                        },
+                        "deliveryMode": 2,
+                        "priority": None,
+                        "correlationId": None,
+                        "replyTo": None,
+                        "expiration": None,
+                        "messageId": "eacc52fd0a9f449bb3908047da1231c3",
+                        "timestamp": None,
+                        "type": None,
+                        "userId": None,
+                        "appId": None,
+                        "clusterId": None,
+                        "bodySize": len(_compact(promoted_79)),
+                    },
+                    "redelivered": False,
+                    "data": base64.b64encode(_compact(promoted_79)).decode(),
+                },
+                {
+                    "basicProperties": {
+                        "contentType": "application/json",
+                        "contentEncoding": None,
+                        "headers": {
+                            # "0bfb2eb65b4e440e97267826f46eaae8"
+                            "x-message-id": {"bytes": [
+                                48, 98, 102, 98, 50, 101, 98, 54, 53, 98, 52, 101, 52, 52, 48, 101,
+                                57, 55, 50, 54, 55, 56, 50, 54, 102, 52, 54, 101, 97, 97, 101, 56,
+                            ]},
+                            "x-attempt": 2,
+                            "x-last-error": {"bytes": [72, 84, 84, 80, 32, 53, 48, 51]},  # "HTTP 503"
+                        },
+                        "deliveryMode": 2,
+                        "priority": None,
+                        "correlationId": None,
+                        "replyTo": None,
+                        "expiration": None,
+                        "messageId": None,
+                        "timestamp": None,
+                        "type": None,
+                        "userId": None,
+                        "appId": None,
+                        "clusterId": None,
+                        "bodySize": len(_compact(second_80)),
+                    },
+                    "redelivered": True,
+                    "data": base64.b64encode(_compact(second_80)).decode(),
+                },
+                {
+                    "basicProperties": {
+                        "contentType": "application/json",
+                        "contentEncoding": None,
+                        "headers": {
+                            # "db9ebec60a224012b67ecfe834059873"
+                            "x-message-id": {"bytes": [
+                                100, 98, 57, 101, 98, 101, 99, 54, 48, 97, 50, 50, 52, 48, 49, 50,
+                                98, 54, 55, 101, 99, 102, 101, 56, 51, 52, 48, 53, 57, 56, 55, 51,
+                            ]},
+                        },
+                        "deliveryMode": 2,
+                        "priority": None,
+                        "correlationId": None,
+                        "replyTo": None,
+                        "expiration": None,
+                        "messageId": "db9ebec60a224012b67ecfe834059873",
+                        "timestamp": None,
+                        "type": None,
+                        "userId": None,
+                        "appId": None,
+                        "clusterId": None,
+                        "bodySize": len(_compact(promoted_1)),
+                    },
+                    "redelivered": False,
+                    "data": base64.b64encode(_compact(promoted_1)).decode(),
+                },
+            ],
+        },
+    }
+# fmt: on
+
+
+def sent_bodies(event: dict) -> list[dict]:
+    """The event bodies a batch carries, in order (what the handler should act on)."""
+    return [
+        json.loads(base64.b64decode(entry["data"]))
+        for entries in event["rmqMessagesByQueue"].values()
+        for entry in entries
+    ]
+
+
+def redelivered(event: dict) -> dict:
+    """The same batch given back by the broker, as after a handler that died before the ack."""
+    again = copy.deepcopy(event)
+    for entries in again["rmqMessagesByQueue"].values():
+        for entry in entries:
+            entry["redelivered"] = True
+    return again
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def delivery_functions(world: World, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRequeue]:
+    """The delivery functions wired as deployed (chalicelib.handlers.wiring), on the world's
+    fakeredis and moto tables, sending to the mailbox's SMTP port; what they would send
+    back to the broker is recorded instead."""
+    requeued = FakeRequeue()
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SMTP_PORT", str(mailbox.port))
+    monkeypatch.setattr(redis_client, "connect", lambda url=None: world.redis)
+    monkeypatch.setattr(requeue, "BrokerRequeue", lambda amqp_url: requeued)
+    monkeypatch.setattr(outbox, "DeliveryHistory", lambda settings: DeliveryHistory(settings, world.client))
+    built = (get_settings, wiring.subscriptions, email_handler.deliverer, webhook_handler.deliverer)
+    for cached in built:
+        cached.cache_clear()
+    yield requeued
+    if webhook_handler.deliverer.cache_info().currsize:
+        webhook_handler.deliverer().channel.client.close()
+    for cached in built:
+        cached.cache_clear()
+
+
+def recorded(world: World, channel: str) -> dict[str, tuple[str, int, str | None]]:
+    """The deliveries table: (status, attempts, last error) by event id, for one channel."""
+    rows = [deserialize(i) for i in world.client.scan(TableName=world.settings.deliveries_table)["Items"]]
+    return {
+        r["event_id"]: (r["status"], int(r["attempts"]), r.get("last_error")) for r in rows if r["channel"] == channel
+    }
+
+
+def test_a_lambda_rmq_batch_reaches_the_webhook_receivers_once_and_signed(
+    world: World, delivery_functions: FakeRequeue, webhook_receiver: WebhookReceiver
+) -> None:
+    def hook(student_id: int) -> str:
+        return webhook_receiver.url(f"/titan/{student_id}")
+
+    secrets = {}
+    for student_id, class_id in ((79, 4), (80, 4), (1, 8)):
+        secrets[student_id] = new_secret()
+        subscription = Subscription(
+            student_id,
+            class_id,
+            None,
+            hook(student_id),
+            events.EVENT_TYPES,
+            "2026-12-01T00:00:00Z",
+            secrets[student_id],
+        )
+        assert world.subscriptions.add(subscription)
+    event = webhook_event(hook)
+    sent = {body["student_id"]: body for body in sent_bodies(event)}
+    context = LambdaContext(function_name="titan-enrollment-prod-deliver_webhook")
+
+    application.deliver_webhook(copy.deepcopy(event), context)
+
+    hits = webhook_receiver.hits()
+    assert sorted(hit.path for hit in hits) == ["/titan/1", "/titan/79", "/titan/80"]
+    for hit in hits:
+        student_id = int(hit.path.rsplit("/", 1)[1])
+        assert hit.status == 200
+        assert hit.headers["content-type"] == "application/json"
+        assert Webhook(secrets[student_id]).verify(hit.body, hit.headers) == {
+            k: v for k, v in sent[student_id].items() if k not in ("email", "webhook_url")
+        }
+        assert hit.headers["webhook-id"] == sent[student_id]["event_id"]
+    expected = {
+        "eacc52fd0a9f449bb3908047da1231c3": (delivery.DELIVERED, 1, None),
+        "0bfb2eb65b4e440e97267826f46eaae8": (delivery.DELIVERED, 2, None),  # its x-attempt header
+        "db9ebec60a224012b67ecfe834059873": (delivery.DELIVERED, 1, None),
+    }
+    assert recorded(world, "webhook") == expected
+    assert delivery_functions.retries == delivery_functions.dead == []
+
+    # Lambda invoked again with the same batch, then with the broker's redelivery of it.
+    application.deliver_webhook(copy.deepcopy(event), context)
+    application.deliver_webhook(redelivered(event), context)
+
+    assert len(webhook_receiver.hits()) == 3
+    assert recorded(world, "webhook") == expected
+    assert delivery_functions.retries == delivery_functions.dead == []
+
+
+def test_a_lambda_rmq_batch_reaches_the_smtp_server_once(
+    world: World, delivery_functions: FakeRequeue, mailbox: Mailbox
+) -> None:
+    context = LambdaContext(function_name="titan-enrollment-prod-deliver_email")
+
+    application.deliver_email(copy.deepcopy(EMAIL_EVENT), context)
+
+    mails = {mail.recipients: mail for mail in mailbox.mails}
+    assert len(mailbox.mails) == len(mails) == 3
+    # A Subject longer than a line is folded right after "Subject:", and the email package
+    # reads it back with the fold's space in front: compared unfolded, as a mail client shows it.
+    assert {
+        recipients: (" ".join(str(mail.message["Subject"]).split()), str(mail.message["Message-ID"]), mail.body)
+        for recipients, mail in mails.items()
+    } == {
+        ("student79@example.edu",): (
+            "Enrollment Notification for Introduction to Computer Science",
+            "<73140e9b778a48c0b04ccb79e64dd31b@titan-enrollment>",
+            PROMOTED_TO_4,
+        ),
+        ("student80@example.edu",): (
+            "Enrollment Notification for Introduction to Computer Science",
+            "<6fe3e84870d34886adb93329140ac9d2@titan-enrollment>",
+            SECOND_FOR_4,
+        ),
+        ("student1@example.edu",): (
+            "Enrollment Notification for Computer Organization and Assembly Language",
+            "<c3839b20411a40cf9603cd16292aadc5@titan-enrollment>",
+            PROMOTED_TO_8,
+        ),
+    }
+    expected = {
+        "73140e9b778a48c0b04ccb79e64dd31b": (delivery.DELIVERED, 1, None),
+        "6fe3e84870d34886adb93329140ac9d2": (delivery.DELIVERED, 2, None),  # its x-attempt header
+        "c3839b20411a40cf9603cd16292aadc5": (delivery.DELIVERED, 1, None),
+    }
+    assert recorded(world, "email") == expected
+    assert delivery_functions.retries == delivery_functions.dead == []
+
+    application.deliver_email(copy.deepcopy(EMAIL_EVENT), context)
+    application.deliver_email(redelivered(EMAIL_EVENT), context)
+
+    assert len(mailbox.mails) == 3
+    assert recorded(world, "email") == expected
+    assert delivery_functions.retries == delivery_functions.dead == []
