@@ -23,6 +23,7 @@ from chalicelib.adapters import aws, redis_keys
 from chalicelib.adapters.outbox import DynamoOutbox
 from chalicelib.adapters.redis_client import connect
 from chalicelib.config import get_settings
+from chalicelib.handlers import relay as relay_handler
 
 log = logging.getLogger("titan.relay.poller")
 
@@ -188,7 +189,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, poller.stop)
     signal.signal(signal.SIGINT, poller.stop)
     log.info("relay reading the stream of %s", poller.settings.outbox_table)
-    poller.run()
+    try:
+        poller.run()
+    finally:
+        relay_handler.close()
 
 
 if __name__ == "__main__":

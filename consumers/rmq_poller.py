@@ -114,7 +114,12 @@ def main() -> None:
     poller = Poller(args.channel, args.batch_size, args.window, args.prefetch)
     signal.signal(signal.SIGTERM, poller.stop)
     signal.signal(signal.SIGINT, poller.stop)
-    poller.run()
+    try:
+        poller.run()
+    finally:
+        from chalicelib.handlers import email, webhook
+
+        {"email": email, "webhook": webhook}[args.channel].close()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ class Channel(Protocol):
 
     def on_gone(self, job: Job) -> None: ...
 
+    def close(self) -> None:
+        """Let go of open connections (a local driver shutting down)."""
+        ...
+
 
 class Requeue(Protocol):
     def retry(
@@ -46,6 +50,8 @@ class Requeue(Protocol):
     ) -> None: ...
 
     def dead_letter(self, channel: str, body: bytes, message_id: str, attempts: int, error: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class History(Protocol):
@@ -90,6 +96,10 @@ class Deliverer:
         for job, delay, error in retries:
             self._retry_later(job, delay, job.message.attempt + 1, error)
         return report
+
+    def close(self) -> None:
+        self.channel.close()
+        self.requeue.close()
 
     def _claimable(self, messages: list[InboundMessage], report: BatchReport) -> list[Job]:
         jobs: list[Job] = []

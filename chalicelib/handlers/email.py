@@ -89,6 +89,9 @@ class EmailChannel:
     def on_gone(self, job: Job) -> None:
         return None
 
+    def close(self) -> None:
+        return None  # one SMTP connection per batch, closed with it
+
 
 @lru_cache(maxsize=1)
 def deliverer() -> Deliverer:
@@ -99,3 +102,8 @@ def deliverer() -> Deliverer:
 
 def handle(event: dict) -> BatchReport:
     return deliverer().handle(event)
+
+
+def close() -> None:
+    if deliverer.cache_info().currsize:
+        deliverer().close()

@@ -73,3 +73,9 @@ def relay(
 def on_stream(event: Iterable) -> RelayReport:
     """Entry point for Chalice's DynamoDB stream event (records as Lambda delivers them)."""
     return relay(record.to_dict() if hasattr(record, "to_dict") else record for record in event)
+
+
+def close() -> None:
+    """Close the broker connection, if one was opened (a local driver shutting down)."""
+    if _publisher.cache_info().currsize:
+        _publisher().close()

@@ -83,6 +83,9 @@ class WebhookChannel:
     def on_gone(self, job: Job) -> None:
         self.subscriptions.drop_webhook(int(job.event["student_id"]), int(job.event["class_id"]))
 
+    def close(self) -> None:
+        self.client.close()
+
 
 @lru_cache(maxsize=1)
 def deliverer() -> Deliverer:
@@ -93,3 +96,8 @@ def deliverer() -> Deliverer:
 
 def handle(event: dict) -> BatchReport:
     return deliverer().handle(event)
+
+
+def close() -> None:
+    if deliverer.cache_info().currsize:
+        deliverer().close()
