@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
@@ -22,7 +26,7 @@ from chalicelib.domain.model import Identity, Role
 from chalicelib.domain.registrar import NewClass
 from chalicelib.handlers import relay
 from consumers.relay import Poller, stream_record
-from tests.support.broker import drain
+from tests.support.broker import depth, drain
 from tests.support.tcp_proxy import TcpProxy
 
 SINK = "http://127.0.0.1:9000/webhook"
@@ -347,3 +351,176 @@ def test_a_relay_killed_between_publish_and_mark_publishes_again_with_the_same_i
     assert poller.run_once() == 0
     assert drain(amqp_url(), EMAIL_QUEUE) == []
     assert len(drain(amqp_url(), WEBHOOK_QUEUE)) == 2
+
+
+# -- the local driver's stream path: the relay stopped or the broker away ----------------
+
+# Several stream batches per 100 promotions, so checkpoints move between them.
+STREAM_BATCH = 25
+
+
+@dataclass
+class Tally:
+    """What a poller did, call by call: the events of the INSERT records its handler was
+    handed, what each successful call published, the calls that failed, and what the
+    sweep of the `unpublished` index published (nothing, when the stream does the work)."""
+
+    handed: list[str] = field(default_factory=list)
+    published: list[int] = field(default_factory=list)
+    failures: int = 0
+    swept: int = 0
+
+
+def stream_poller(batch_size: int = STREAM_BATCH) -> tuple[Poller, Tally]:
+    """The local driver, its sweep due once an hour and every call it makes counted.
+
+    A new poller still sweeps once, the first time the stream has nothing new: the tally
+    shows whether that sweep found anything the stream had not given."""
+    poller = Poller(batch_size=batch_size, idle_seconds=0.05, sweep_seconds=3600)
+    tally = Tally()
+    handler, sweep = poller.handler, poller.sweep
+
+    def counted_handler(event: dict, context: object) -> dict:
+        inserts = [r["dynamodb"]["NewImage"]["event_id"]["S"] for r in event["Records"] if r["eventName"] == "INSERT"]
+        tally.handed.extend(inserts)
+        try:
+            result = handler(event, context)
+        except Exception:
+            tally.failures += 1
+            raise
+        tally.published.append(result["published"])
+        return result
+
+    def counted_sweep() -> int:
+        published = sweep()
+        tally.swept += published
+        return published
+
+    poller.handler, poller.sweep = counted_handler, counted_sweep
+    return poller, tally
+
+
+def poll_to_the_end(poller: Poller, seconds: float = 30) -> int:
+    """run_once until a call reads nothing (the stream read to its end, nothing to sweep);
+    how many events it published."""
+    published, deadline = 0, time.monotonic() + seconds
+    while True:
+        assert time.monotonic() < deadline, "the relay kept reading"
+        published += poller.run_once()
+        if not poller.read:
+            return published
+
+
+def wait_until(condition: Callable[[], object], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running(poller: Poller) -> Iterator[Poller]:
+    """`poller.run()` on a thread of its own, as `python -m consumers.relay` runs it, once it
+    is idle: its first sweep done, so that sweep cannot catch a promotion made afterwards."""
+    thread = threading.Thread(target=poller.run, name="relay-poller", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: poller.swept_at > float("-inf"), 10, "the relay never went idle")
+        yield poller
+    finally:
+        poller.stop()
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "the relay did not stop"
+
+
+def unpublished_left() -> int:
+    return len(DynamoOutbox(get_settings()).unpublished(PROMOTIONS))
+
+
+def assert_all_marked_published(expected: set[str]) -> None:
+    items = outbox_items()
+    assert {item["event_id"] for item in items} == expected
+    assert [item["event_id"] for item in items if "unpublished" in item or not item.get("published_at")] == []
+
+
+def test_promotions_made_while_no_relay_runs_are_published_once_from_the_stream(relay_stack):
+    assert promote_all(waiting_classes(PROMOTIONS // PER_CLASS)) == PROMOTIONS
+    items = outbox_items()
+    expected = {item["event_id"] for item in items}
+    assert len(expected) == PROMOTIONS
+    assert all(item["unpublished"] == "pending" and item["type"] == events.PROMOTED for item in items)
+
+    poller, tally = stream_poller()
+    assert poll_to_the_end(poller) == PROMOTIONS
+
+    # The stream handed every event once, in batches, and the sweep found nothing left.
+    assert sorted(tally.handed) == sorted(expected)
+    assert (sum(tally.published), tally.failures, tally.swept) == (PROMOTIONS, 0, 0)
+    assert len(tally.published) >= PROMOTIONS // STREAM_BATCH
+    assert_all_marked_published(expected)
+    assert_each_published_once(expected)
+
+    # A relay started again resumes from the checkpoints: nothing is handed or sent again.
+    restarted, again = stream_poller()
+    assert poll_to_the_end(restarted) == 0
+    assert (again.handed, sum(again.published), again.swept) == ([], 0, 0)
+    assert [depth(amqp_url(), queue) for queue in (EMAIL_QUEUE, WEBHOOK_QUEUE)] == [0, 0]
+
+
+def test_promotions_made_while_the_relay_is_stopped_midway_are_published_once_after_it_restarts(relay_stack):
+    classes = waiting_classes(PROMOTIONS // PER_CLASS)
+    half = len(classes) // 2
+    first, first_tally = stream_poller()
+    with running(first):
+        assert promote_all(classes[:half]) == PROMOTIONS // 2
+        wait_until(lambda: unpublished_left() == 0, 30, "the running relay left events unpublished")
+    first_half = {item["event_id"] for item in outbox_items()}
+
+    assert promote_all(classes[half:]) == PROMOTIONS // 2
+    assert unpublished_left() == PROMOTIONS // 2
+    second, second_tally = stream_poller()
+    with running(second):
+        wait_until(lambda: unpublished_left() == 0, 30, "the restarted relay left events unpublished")
+    assert poll_to_the_end(second) == 0
+
+    expected = {item["event_id"] for item in outbox_items()}
+    assert len(expected) == PROMOTIONS
+    # The restarted relay resumed after its checkpoint: none of the first half again.
+    assert set(first_tally.handed) == first_half
+    assert set(second_tally.handed) == expected - first_half
+    assert sum(first_tally.published) + sum(second_tally.published) == PROMOTIONS
+    assert (first_tally.swept, second_tally.swept) == (0, 0)
+    assert_all_marked_published(expected)
+    assert_each_published_once(expected)
+
+
+def test_promotions_while_the_broker_is_unreachable_are_published_once_by_the_running_relay(
+    relay_stack, proxy, proxied_publisher, monkeypatch
+):
+    # The relay's handler reaches RabbitMQ only through the proxy, which starts down.
+    monkeypatch.setattr(relay, "_publisher", lambda: proxied_publisher)
+    poller, tally = stream_poller()
+    classes = waiting_classes(PROMOTIONS // PER_CLASS)
+    with running(poller):
+        assert promote_all(classes) == PROMOTIONS
+        tried = tally.failures
+        wait_until(lambda: tally.failures > tried, 20, "the relay never tried the broker again")
+        items = outbox_items()
+        assert len(items) == PROMOTIONS
+        assert all(item["unpublished"] == "pending" for item in items)
+        assert tally.published == []
+        assert [depth(amqp_url(), queue) for queue in (EMAIL_QUEUE, WEBHOOK_QUEUE)] == [0, 0]
+
+        proxy.start()
+        wait_until(lambda: unpublished_left() == 0, 30, "the relay left events unpublished")
+    # Whatever the stream still holds (its own marks, batches re-read after the failures)
+    # publishes nothing again.
+    assert poll_to_the_end(poller) == 0
+
+    expected = {item["event_id"] for item in items}
+    assert set(tally.handed) == expected
+    assert sum(tally.published) == PROMOTIONS
+    assert tally.swept == 0
+    assert proxy.connections >= 1
+    assert_all_marked_published(expected)
+    assert_each_published_once(expected)
