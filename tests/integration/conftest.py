@@ -4,6 +4,7 @@ the real Redis (database 15), bootstrap with the sample data, and `chalice local
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -54,10 +55,17 @@ class Stack:
 
     def reset(self) -> None:
         """Back to exactly the sample data."""
+        from chalicelib.adapters.redis_keys import REVOKED_USERS
         from chalicelib.config import get_settings
+        from chalicelib.domain.auth import REVOCATION_DELAY_SECONDS
         from infra.bootstrap import bootstrap
 
+        accounts_were_removed = connect().exists(REVOKED_USERS)
         bootstrap(get_settings())
+        if accounts_were_removed:
+            # The sample accounts are back, but the API's copy of the revocation list may
+            # still name them until its next refresh.
+            time.sleep(REVOCATION_DELAY_SECONDS + 0.5)
 
     def stop(self) -> None:
         self.api.stop()
