@@ -111,8 +111,13 @@ def login_key(username: str) -> str:
     return f"LOGIN#{username}"
 
 
-def enrollment_item(class_id: int, student_id: int, state: EnrollmentState) -> dict[str, Any]:
-    return {"class_id": class_id, "student_id": student_id, "state": state.value, "updated_at": now_iso(precise=True)}
+def enrollment_item(
+    class_id: int, student_id: int, state: EnrollmentState, from_waitlist: bool = False
+) -> dict[str, Any]:
+    item = {"class_id": class_id, "student_id": student_id, "state": state.value, "updated_at": now_iso(precise=True)}
+    if from_waitlist:
+        item["from_waitlist"] = True
+    return item
 
 
 def outbox_item(event: Event) -> dict[str, Any]:
@@ -224,7 +229,9 @@ class DynamoCatalog(DynamoTables):
         user = next((user_from(i) for i in found.get(s.users_table, [])), None)
         enrollment = next(
             (
-                Enrollment(int(i["class_id"]), int(i["student_id"]), EnrollmentState(i["state"]))
+                Enrollment(
+                    int(i["class_id"]), int(i["student_id"]), EnrollmentState(i["state"]), bool(i.get("from_waitlist"))
+                )
                 for i in found.get(s.enrollments_table, [])
             ),
             None,
@@ -287,11 +294,11 @@ class DynamoCatalog(DynamoTables):
             }
         }
 
-    def _put_enrollment(self, class_id: int, student_id: int) -> dict:
+    def _put_enrollment(self, class_id: int, student_id: int, from_waitlist: bool = False) -> dict:
         return {
             "Put": {
                 "TableName": self.settings.enrollments_table,
-                "Item": serialize(enrollment_item(class_id, student_id, EnrollmentState.ENROLLED)),
+                "Item": serialize(enrollment_item(class_id, student_id, EnrollmentState.ENROLLED, from_waitlist)),
                 "ConditionExpression": "attribute_not_exists(student_id) OR #s <> :enrolled",
                 "ExpressionAttributeNames": {"#s": "state"},
                 "ExpressionAttributeValues": serialize({":enrolled": EnrollmentState.ENROLLED.value}),
@@ -313,7 +320,7 @@ class DynamoCatalog(DynamoTables):
     def promote(self, class_id: int, student_id: int, event: Event) -> WriteOutcome:
         """Seat, enrollment and its outbox event: all three or none."""
         return self._seat_transaction(
-            [self._take_seat(class_id), self._put_enrollment(class_id, student_id), self._put_event(event)]
+            [self._take_seat(class_id), self._put_enrollment(class_id, student_id, True), self._put_event(event)]
         )
 
     def _seat_transaction(self, items: list[dict]) -> WriteOutcome:

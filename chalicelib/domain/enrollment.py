@@ -93,6 +93,9 @@ class EnrollmentService:
             raise NotFound(f"Class {class_id} not found", "class_not_found")
         if enrollment is not None and enrollment.state is EnrollmentState.ENROLLED:
             self._unlist(class_id, student_id)
+            if enrollment.from_waitlist:
+                # A seat opened meanwhile and this very request's waitlist entry took it.
+                return EnrollResult(class_id, student_id, enrolled=True)
             raise Conflict("Student is already enrolled in this class", "already_enrolled")
         if section.open_seats > 0 and not frozen:
             # Seats left open by an interrupted promotion are filled now, in waitlist order.

@@ -56,6 +56,7 @@ class Enrollment:
     class_id: int
     student_id: int
     state: EnrollmentState
+    from_waitlist: bool = False  # enrolled by a promotion, not by taking an open seat
 
 
 class WriteOutcome(enum.StrEnum):

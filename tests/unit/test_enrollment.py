@@ -194,3 +194,24 @@ def test_a_class_removed_while_a_student_joins_its_waitlist_leaves_no_entry(worl
     assert refused.value.code == "class_not_found"
     assert world.waiting(section.class_id) == []
     assert world.student_waitlists(student.user_id) == []
+
+
+def test_a_newcomer_promoted_while_its_request_runs_is_told_it_is_enrolled(world: World, monkeypatch) -> None:
+    section, (holder,), _ = world.full_section(max_enroll=1)
+    newcomer = world.student()
+    join = world.waitlists.join
+
+    def seat_freed_meanwhile(*args, **kwargs):
+        joined = join(*args, **kwargs)
+        # Just after the newcomer joins the waitlist, the holder drops and the newcomer,
+        # first in line, is promoted by the drop before its own request reads again.
+        world.enrollment.drop(holder, holder.user_id, section.class_id)
+        return joined
+
+    monkeypatch.setattr(world.waitlists, "join", seat_freed_meanwhile)
+    result = world.enrollment.enroll(newcomer, newcomer.user_id, section.class_id)
+
+    assert result.enrolled
+    assert world.state(section.class_id, newcomer.user_id) is EnrollmentState.ENROLLED
+    assert world.waiting(section.class_id) == []
+    assert world.get_class(section.class_id).enrolled_count == 1
