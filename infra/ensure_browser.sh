@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's headless Chromium and chromedriver for the browser test (tests/e2e).
+# Debian's headless Chromium and chromedriver for the browser test (tests/integration/test_docs_browser.py).
 # Idempotent: returns at once when both are installed. Installing needs root and apt-get;
 # without them the browser test skips and says why, except under CI, where this fails.
 set -euo pipefail
