@@ -81,6 +81,17 @@ class RedisSubscriptions:
         raw = self.redis.hget(keys.subscriptions(student_id), class_id)
         return _loaded(student_id, class_id, raw) if raw else None
 
+    def get_many(self, pairs: list[tuple[int, int]]) -> list[Subscription | None]:
+        """`get` for each (student id, class id), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for student_id, class_id in pairs:
+            pipe.hget(keys.subscriptions(student_id), class_id)
+        raws = pipe.execute() if pairs else []
+        return [
+            _loaded(student_id, class_id, raw) if raw else None
+            for (student_id, class_id), raw in zip(pairs, raws, strict=True)
+        ]
+
     def contact(self, student_id: int, class_id: int, event_type: str) -> Contact | None:
         subscription = self.get(student_id, class_id)
         if subscription is None or event_type not in subscription.events:

@@ -57,7 +57,7 @@ class WebhookClient:
         self.allow_private = allow_private
         self.max_connections = max_connections
         self.per_host = per_host
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Any = None
 
     def send_batch(
@@ -66,6 +66,8 @@ class WebhookClient:
         """One result per request; `on_delivered(indexes)` as soon as requests succeed."""
         if not requests:
             return []
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(self._send_all(requests, on_delivered))
 
     async def _send_all(
@@ -119,6 +121,11 @@ class WebhookClient:
             return Result(Outcome.RETRY, f"connection error: {type(error).__name__}")
 
     def close(self) -> None:
+        """Close the pooled connections and the event loop; a later batch opens new ones."""
+        if self._loop is None:
+            return
         if self._client is not None:
             self._loop.run_until_complete(self._client.close())
             self._client = None
+        self._loop.close()
+        self._loop = None

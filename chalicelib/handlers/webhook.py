@@ -3,6 +3,7 @@ Standard Webhooks signatures, concurrently."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -60,13 +61,17 @@ class WebhookChannel:
         results: list[Result | None] = []
         requests: list[WebhookRequest] = []
         requested: list[Job] = []
-        for job in jobs:
-            try:
-                subscription = self.subscriptions.get(int(job.event["student_id"]), int(job.event["class_id"]))
-            except (KeyError, TypeError, ValueError):
+        keys: dict[int, tuple[int, int]] = {}
+        for index, job in enumerate(jobs):
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # a malformed one is answered below
+                keys[index] = (int(job.event["student_id"]), int(job.event["class_id"]))
+        found = dict(zip(keys, self.subscriptions.get_many(list(keys.values())), strict=True))
+        for index, job in enumerate(jobs):
+            if index not in keys:
                 # A malformed event fails alone instead of failing (and re-sending) its batch.
                 results.append(Result(Outcome.FAILED, "invalid event: no student or class id"))
                 continue
+            subscription = found[index]
             if subscription is None or subscription.webhook_url != job.event["webhook_url"] or not subscription.secret:
                 # Unsubscribed, or the webhook was removed (410) since the event was written.
                 results.append(Result(Outcome.SKIPPED))

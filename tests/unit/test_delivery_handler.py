@@ -679,6 +679,31 @@ def subscribe(store: RedisSubscriptions, student_id: int, webhook_url: str | Non
     return secret
 
 
+def test_the_webhook_channel_looks_up_a_whole_batch_in_one_round_trip(redis, monkeypatch):
+    store = RedisSubscriptions(redis)
+    for student in range(1, 51):
+        subscribe(store, student, HOOK)
+    trips = []
+    execute = redis.execute_command
+    monkeypatch.setattr(redis, "execute_command", lambda *a, **k: trips.append(a[0]) or execute(*a, **k))
+    pipeline = redis.pipeline
+
+    def counted_pipeline(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        run = pipe.execute
+        pipe.execute = lambda *a, **k: trips.append("pipeline") or run(*a, **k)
+        return pipe
+
+    monkeypatch.setattr(redis, "pipeline", counted_pipeline)
+    jobs = [job(promotion(f"e{s}", student_id=s)) for s in range(1, 52)]  # the last one unsubscribed
+
+    results = WebhookChannel(FakeWebhookClient(), store).send(jobs, lambda done: None)
+
+    assert trips == ["pipeline"]
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * 50 + [Outcome.SKIPPED]
+    assert store.get_many([(1, 4), (51, 4), (2, 4)]) == [store.get(1, 4), None, store.get(2, 4)]
+
+
 def test_the_webhook_channel_signs_with_each_subscription_secret_and_skips_stale_events(redis):
     store = RedisSubscriptions(redis)
     secrets = {s: subscribe(store, s, HOOK) for s in (1, 2)}
