@@ -512,7 +512,7 @@ def breakdown(bench: Bench) -> dict[str, dict[str, float]]:
         timed(deliverer.claims, "complete", "done marks (Redis)")
         timed(deliverer.history, "record", "history (DynamoDB on moto)")
         if channel == "webhook":
-            timed(deliverer.channel.subscriptions, "get", "subscription lookups (Redis)")
+            timed(deliverer.channel.subscriptions, "get_many", "subscription lookups (Redis)")
             timed(deliverer.channel.client, "send_batch", "HTTP POSTs (aiohttp)")
         else:
             timed(module, "compose", "composing (email.message)")
@@ -534,8 +534,7 @@ def breakdown(bench: Bench) -> dict[str, dict[str, float]]:
         messages = BREAKDOWN_BATCHES * 100
         shares[channel] = {label: seconds * 1000 / messages for label, seconds in spent.items()}
         shares[channel]["whole handler"] = total * 1000 / messages
-        if channel == "webhook":
-            deliverer.channel.client.close()  # its pooled connections, before the loop goes
+        deliverer.close()  # its broker connection and, for webhooks, its pooled connections
     return shares
 
 

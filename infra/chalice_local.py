@@ -28,6 +28,7 @@ from chalice.cli import main as chalice_main
 from chalice.local import ChaliceRequestHandler, LocalGateway, LocalGatewayException, ThreadedHTTPServer
 
 from chalicelib.api.gateway_errors import GATEWAY_ERRORS
+from chalicelib.api.http import error_body
 
 ACCEPT_QUEUE = 128
 # The local gateway's errors (status, x-amzn-ErrorType) by API Gateway response type.
@@ -41,7 +42,7 @@ LOCAL_KINDS = {
 def in_the_apis_error_shape(error: LocalGatewayException) -> LocalGatewayException:
     kind = LOCAL_KINDS.get((error.CODE, error.headers.get("x-amzn-ErrorType", "")))
     answer = GATEWAY_ERRORS[kind or ("DEFAULT_5XX" if error.CODE >= 500 else "DEFAULT_4XX")]
-    body = answer.body() if answer.message else {**answer.body(), "message": "The gateway refused the request"}
+    body = error_body(answer.code, answer.message or "The gateway refused the request")
     error.CODE = answer.status or error.CODE
     error.headers = {**error.headers, **answer.headers, "Content-Type": "application/json"}
     error.body = json.dumps(body).encode()

@@ -22,9 +22,6 @@ class GatewayError:
     message: str | None  # None: API Gateway's own message
     headers: dict[str, str] = field(default_factory=dict)
 
-    def body(self) -> dict:
-        return error_body(self.code, self.message or "")
-
 
 # By API Gateway response type.
 GATEWAY_ERRORS = {
@@ -48,7 +45,7 @@ def swagger_extension() -> dict:
         if error.message is None:
             template = json.dumps(error_body(error.code, "MESSAGE")).replace('"MESSAGE"', GATEWAY_MESSAGE)
         else:
-            template = json.dumps(error.body())
+            template = json.dumps(error_body(error.code, error.message))
         response: dict = {"responseTemplates": {"application/json": template}}
         if error.headers:
             response["responseParameters"] = {
